@@ -1,0 +1,75 @@
+/**
+ * revkv: an embeddable, etcd-compatible MVCC key-value store for Deno.
+ *
+ * etcd's data model in-process — revisions, `create_revision` /
+ * `mod_revision` / `version`, ranges with every option of etcd's
+ * RangeRequest, compaction — with its ordered index in WebAssembly.
+ *
+ * @example
+ * ```ts
+ * import { open } from "./mod.ts";
+ *
+ * const db = await open(); // in memory
+ * await db.put("config/port", "2379");
+ * await db.put("config/host", "127.0.0.1");
+ * const { kvs, count } = await db.get("config/", { prefix: true });
+ * console.log(count, kvs.map((kv) => `${kv.keyText}=${kv.valueText}`));
+ * // 2 [ "config/host=127.0.0.1", "config/port=2379" ]
+ * await db.close();
+ * ```
+ *
+ * @module
+ */
+
+export {
+  type CompactOptions,
+  DEFAULT_MAX_REQUEST_BYTES,
+  open,
+  type OpenOptions,
+  type ScanOptions,
+  Store,
+} from "./src/store.ts";
+export {
+  type Bytes,
+  type CompactResponse,
+  type DeleteOptions,
+  type DeleteResponse,
+  type KeySelector,
+  KeyValue,
+  type PutOptions,
+  type PutResponse,
+  type RangeOptions,
+  type RangeResponse,
+  type ResponseHeader,
+  type SortOrder,
+  type SortTarget,
+} from "./src/mvcc/kv.ts";
+export {
+  CompactedError,
+  EtcdError,
+  FutureRevisionError,
+} from "./src/mvcc/errors.ts";
+export { prefixEnd } from "./src/mvcc/key_bounds.ts";
+export {
+  type Compare,
+  type CompareResult,
+  type CompareTarget,
+  DEFAULT_MAX_TXN_OPS,
+  type RequestOp,
+  type ResponseOp,
+  type TxnRequest,
+  type TxnResponse,
+} from "./src/txn/txn.ts";
+export { compare, op, TxnBuilder } from "./src/txn/builder.ts";
+export type {
+  LeaseGrantResponse,
+  LeaseKeepAliveResponse,
+  LeaseLeasesResponse,
+  LeaseRevokeResponse,
+  LeaseTimeToLiveResponse,
+} from "./src/lease/lease_service.ts";
+export {
+  type Clock,
+  MAX_LEASE_TTL_SECONDS,
+  MIN_LEASE_TTL_SECONDS,
+} from "./src/lease/lessor.ts";

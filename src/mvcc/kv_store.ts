@@ -1,0 +1,505 @@
+/**
+ * The MVCC engine: the ordered tree of keys (wasm B+tree from `src/wasm/`),
+ * one `KeyIndex` per key holding its revisions and values, the current and
+ * compacted revisions, reads at any kept revision, write transactions that
+ * take one main revision each, and incremental compaction.
+ *
+ * Everything here is synchronous: a read at revision R is a pure function of
+ * the state, and a write transaction runs start to end without yielding, so
+ * writes are serial by construction. Durability, leases, watch and the public
+ * API are layered on top (see `src/store.ts`).
+ *
+ * @module
+ */
+
+import { BTreeIndex } from "../wasm/btree.ts";
+import { KeyIndex, type RevisionEntry } from "./key_index.ts";
+import { CompactedError, FutureRevisionError } from "./errors.ts";
+
+/** How many handles one crossing of the wasm boundary returns during a scan. */
+export const SCAN_PAGE_KEYS = 512;
+/** How many keys one incremental compaction step visits (bounds its pause). */
+export const COMPACT_STEP_KEYS = 4096;
+
+/**
+ * Which keys a read or delete selects: one key (`end === undefined`),
+ * `[start, end)` byte-wise, or every key from `start` on (`end === null`).
+ */
+export interface KeyBounds {
+  /** First key (inclusive). */
+  start: Uint8Array;
+  /** Exclusive end; `null` means unbounded; `undefined` means `start` only. */
+  end: Uint8Array | null | undefined;
+}
+
+/** One key's revision as changed by a write: a put or a tombstone. */
+export interface Change {
+  /** The key. */
+  key: Uint8Array;
+  /** The entry written (its `value` is null for a delete). */
+  entry: RevisionEntry;
+  /** The key's previous visible entry, if any (for `prev_kv`). */
+  prev: RevisionEntry | undefined;
+}
+
+/** A key and its entry visible at some revision. */
+export interface VisibleKey {
+  /** The key's index (its `key` is the key bytes). */
+  index: KeyIndex;
+  /** The put visible at the read revision. */
+  entry: RevisionEntry;
+}
+
+/** The MVCC state of one store. */
+export class MvccStore {
+  /** The newest revision applied (a fresh store is at 1, as etcd). */
+  currentRevision = 1;
+  /** The revision compaction was last asked for; -1 when never (as etcd). */
+  compactRevision = -1;
+
+  readonly #tree = new BTreeIndex();
+  readonly #indexes: (KeyIndex | undefined)[] = [];
+  readonly #freeHandles: number[] = [];
+  #writing: WriteTxn | undefined;
+  /** Keys still to visit by the running compaction, or undefined when idle. */
+  #compactCursor:
+    | { atRev: number; from: Uint8Array; inclusive: boolean }
+    | undefined;
+  #valueBytes = 0;
+  #keyBytes = 0;
+  #entryCount = 0;
+
+  /** Number of keys in the tree (including keys kept only for history). */
+  get keyCount(): number {
+    return this.#tree.size;
+  }
+
+  /** Whether a compaction is still reclaiming old revisions. */
+  get compacting(): boolean {
+    return this.#compactCursor !== undefined;
+  }
+
+  /** Approximate bytes held: keys, values and per-entry overhead. */
+  get sizeBytes(): number {
+    return this.#keyBytes + this.#valueBytes + this.#entryCount * 64 +
+      this.#tree.size * 48;
+  }
+
+  /** The index of `key`, if the tree holds it. */
+  keyIndex(key: Uint8Array): KeyIndex | undefined {
+    const handle = this.#tree.get(key);
+    return handle < 0 ? undefined : this.#indexes[handle];
+  }
+
+  /**
+   * Checks that `atRev` can be read (not compacted, not in the future, given
+   * that reads see at most `readRev`) and returns the revision to read at.
+   */
+  resolveReadRevision(atRev: number, readRev: number): number {
+    if (atRev > readRev) throw new FutureRevisionError();
+    const rev = atRev <= 0 ? readRev : atRev;
+    if (rev < this.compactRevision) {
+      throw new CompactedError(this.compactRevision);
+    }
+    return rev;
+  }
+
+  /**
+   * Calls `visit` for each key in `bounds` that exists at `atRev`, in key
+   * order (or reverse key order), paging through the tree so that nothing
+   * but one page of handles is held at a time. `visit` returns false to stop.
+   */
+  forEachVisible(
+    bounds: KeyBounds,
+    atRev: number,
+    visit: (key: VisibleKey) => boolean | void,
+    reverse = false,
+  ): void {
+    if (bounds.end === undefined) {
+      const index = this.keyIndex(bounds.start);
+      const entry = index?.get(atRev);
+      if (index && entry) visit({ index, entry });
+      return;
+    }
+    const end = bounds.end;
+    if (end !== null && compareBytes(bounds.start, end) >= 0) return;
+    if (!reverse) {
+      let from = bounds.start;
+      let inclusive = true;
+      for (;;) {
+        const page = this.#tree.scan(from, inclusive, end, SCAN_PAGE_KEYS);
+        const count = page.length;
+        if (count === 0) return;
+        // The page is a view into a buffer the next call reuses: take the
+        // indexes out before visiting (a visitor may call into the tree).
+        const indexes = this.#takePage(page);
+        for (const index of indexes) {
+          const entry = index.get(atRev);
+          if (entry && visit({ index, entry }) === false) return;
+        }
+        if (count < SCAN_PAGE_KEYS) return;
+        from = indexes[indexes.length - 1]!.key;
+        inclusive = false;
+      }
+    } else {
+      let upper = end;
+      let upperInclusive = false;
+      for (;;) {
+        const page = this.#tree.scanReverse(
+          bounds.start,
+          upper,
+          upperInclusive,
+          SCAN_PAGE_KEYS,
+        );
+        const count = page.length;
+        if (count === 0) return;
+        const indexes = this.#takePage(page);
+        for (const index of indexes) {
+          const entry = index.get(atRev);
+          if (entry && visit({ index, entry }) === false) return;
+        }
+        if (count < SCAN_PAGE_KEYS) return;
+        upper = indexes[indexes.length - 1]!.key;
+        upperInclusive = false;
+      }
+    }
+  }
+
+  /**
+   * Starts the write transaction that will take revision
+   * `currentRevision + 1`. Only one may be open at a time.
+   */
+  beginWrite(): WriteTxn {
+    if (this.#writing !== undefined) {
+      throw new Error("mvcc: a write transaction is already open");
+    }
+    const txn = new WriteTxn(this, this.currentRevision + 1);
+    this.#writing = txn;
+    return txn;
+  }
+
+  /**
+   * Starts compaction at `atRev`: reads below it fail from now on; the old
+   * revisions are reclaimed by `compactStep` calls.
+   * @throws CompactedError when `atRev` is at or below the last compaction.
+   * @throws FutureRevisionError when `atRev` is beyond the current revision.
+   */
+  compact(atRev: number): void {
+    if (atRev <= this.compactRevision) {
+      throw new CompactedError(this.compactRevision);
+    }
+    if (atRev > this.currentRevision) throw new FutureRevisionError();
+    this.compactRevision = atRev;
+    // A newer compaction subsumes a running one: restart from the first key.
+    this.#compactCursor = { atRev, from: new Uint8Array(0), inclusive: true };
+  }
+
+  /**
+   * Reclaims old revisions of at most `maxKeys` keys of the running
+   * compaction, resuming after the last key the previous step visited.
+   * Returns true when the compaction is complete (or none is running).
+   */
+  compactStep(maxKeys = COMPACT_STEP_KEYS): boolean {
+    const cursor = this.#compactCursor;
+    if (cursor === undefined) return true;
+    let visited = 0;
+    for (;;) {
+      const want = Math.min(SCAN_PAGE_KEYS, maxKeys - visited);
+      const page = this.#tree.scan(cursor.from, cursor.inclusive, null, want);
+      const count = page.length;
+      // Copy the handles out: removing keys below calls into the tree.
+      const handles = Array.from(page);
+      for (const handle of handles) {
+        const index = this.#indexes[handle]!;
+        const before = index.entries;
+        const removed = index.compact(cursor.atRev);
+        for (let i = 0; i < removed; i++) this.#forget(before[i]!);
+        if (index.entries.length === 0) this.#removeKey(index, handle);
+        cursor.from = index.key;
+        cursor.inclusive = false;
+      }
+      visited += count;
+      if (count < want) {
+        this.#compactCursor = undefined;
+        return true;
+      }
+      if (visited >= maxKeys) return false;
+    }
+  }
+
+  /** Runs the running compaction to its end, in bounded steps. */
+  compactAll(): void {
+    while (!this.compactStep()) { /* each step is bounded */ }
+  }
+
+  /**
+   * Verifies the engine's invariants: tree ↔ key indexes, entry ordering,
+   * versions and create revisions, revisions not beyond the current one.
+   * Throws with the values involved on the first violation.
+   */
+  check(): void {
+    this.#tree.check();
+    let live = 0;
+    const seen = new Set<number>();
+    this.forEachKeyHandle((index, handle) => {
+      seen.add(handle);
+      if (this.#indexes[handle] !== index) {
+        throw new Error(`mvcc check: handle ${handle} maps to another key`);
+      }
+      if (index.entries.length === 0) {
+        throw new Error(`mvcc check: key ${hex(index.key)} has no revisions`);
+      }
+      let prev: RevisionEntry | undefined;
+      for (const entry of index.entries) {
+        if (entry.main > this.currentRevision) {
+          throw new Error(
+            `mvcc check: key ${hex(index.key)} has revision ${entry.main} > current ${this.currentRevision}`,
+          );
+        }
+        if (prev) {
+          if (
+            entry.main < prev.main ||
+            (entry.main === prev.main && entry.sub <= prev.sub)
+          ) {
+            throw new Error(
+              `mvcc check: key ${hex(index.key)} revisions out of order: ${entry.main}.${entry.sub} after ${prev.main}.${prev.sub}`,
+            );
+          }
+          if (entry.value !== null && prev.value !== null) {
+            if (entry.version !== prev.version + 1) {
+              throw new Error(
+                `mvcc check: key ${hex(index.key)} version ${entry.version} after ${prev.version}`,
+              );
+            }
+            if (entry.createRevision !== prev.createRevision) {
+              throw new Error(
+                `mvcc check: key ${hex(index.key)} create revision changed inside a generation`,
+              );
+            }
+          }
+          if (entry.value !== null && prev.value === null) {
+            if (entry.version !== 1 || entry.createRevision !== entry.main) {
+              throw new Error(
+                `mvcc check: key ${hex(index.key)} generation at ${entry.main} does not start at version 1`,
+              );
+            }
+          }
+        }
+        prev = entry;
+      }
+      live++;
+    });
+    let mapped = 0;
+    for (const index of this.#indexes) if (index !== undefined) mapped++;
+    if (mapped !== live || live !== this.#tree.size) {
+      throw new Error(
+        `mvcc check: ${this.#tree.size} keys in the tree, ${live} visited, ${mapped} handles mapped`,
+      );
+    }
+  }
+
+  /** Calls `visit` for every key in the tree, in key order. */
+  forEachKeyHandle(visit: (index: KeyIndex, handle: number) => void): void {
+    let from: Uint8Array = new Uint8Array(0);
+    let inclusive = true;
+    for (;;) {
+      const page = Array.from(
+        this.#tree.scan(from, inclusive, null, SCAN_PAGE_KEYS),
+      );
+      for (const handle of page) {
+        const index = this.#indexes[handle]!;
+        visit(index, handle);
+        from = index.key;
+      }
+      if (page.length < SCAN_PAGE_KEYS) return;
+      inclusive = false;
+    }
+  }
+
+  /** Memory held by the wasm tree. */
+  treeMemory(): { liveBytes: number; memoryBytes: number } {
+    return this.#tree.memoryStats();
+  }
+
+  // --- recovery -----------------------------------------------------------
+
+  /**
+   * Appends an entry of `key` as it was recorded (snapshot load or WAL
+   * replay). Entries of one key must come in revision order.
+   */
+  restoreEntry(key: Uint8Array, entry: RevisionEntry): void {
+    const index = this.indexForWrite(key);
+    index.restore(entry);
+    this.noteEntry(entry);
+  }
+
+  /**
+   * Sets the revisions after a restore. Compaction of the restored state, if
+   * `compactRevision` is newer than what the entries reflect, runs in steps.
+   */
+  restoreRevisions(currentRevision: number, compactRevision: number): void {
+    if (compactRevision > currentRevision) {
+      throw new Error(
+        `mvcc restore: compact revision ${compactRevision} > current ${currentRevision}`,
+      );
+    }
+    this.currentRevision = currentRevision;
+    this.compactRevision = compactRevision;
+    if (compactRevision >= 0) {
+      this.#compactCursor = {
+        atRev: compactRevision,
+        from: new Uint8Array(0),
+        inclusive: true,
+      };
+    }
+  }
+
+  // --- used by WriteTxn ---------------------------------------------------
+
+  /** @internal Returns the key's index, creating it (and its tree entry). */
+  indexForWrite(key: Uint8Array): KeyIndex {
+    const handle = this.#tree.get(key);
+    if (handle >= 0) return this.#indexes[handle]!;
+    const index = new KeyIndex(key.slice());
+    const newHandle = this.#freeHandles.pop() ?? this.#indexes.length;
+    this.#indexes[newHandle] = index;
+    this.#tree.set(index.key, newHandle);
+    this.#keyBytes += key.length;
+    return index;
+  }
+
+  /** @internal Accounts for a new entry. */
+  noteEntry(entry: RevisionEntry): void {
+    this.#entryCount++;
+    if (entry.value !== null) this.#valueBytes += entry.value.length;
+  }
+
+  /** @internal Removes the newest entry of a key (rollback of a write). */
+  undoEntry(index: KeyIndex): void {
+    const entry = index.entries.pop();
+    if (entry) this.#forget(entry);
+    if (index.entries.length === 0) {
+      const handle = this.#tree.get(index.key);
+      if (handle >= 0) this.#removeKey(index, handle);
+    }
+  }
+
+  /** @internal Ends the open write transaction. */
+  endWrite(txn: WriteTxn, changed: boolean): void {
+    if (this.#writing !== txn) throw new Error("mvcc: not the open write");
+    this.#writing = undefined;
+    if (changed) this.currentRevision = txn.revision;
+  }
+
+  #forget(entry: RevisionEntry): void {
+    this.#entryCount--;
+    if (entry.value !== null) this.#valueBytes -= entry.value.length;
+  }
+
+  #removeKey(index: KeyIndex, handle: number): void {
+    this.#tree.delete(index.key);
+    this.#indexes[handle] = undefined;
+    this.#freeHandles.push(handle);
+    this.#keyBytes -= index.key.length;
+  }
+
+  #takePage(page: Uint32Array): KeyIndex[] {
+    const indexes: KeyIndex[] = new Array(page.length);
+    for (let i = 0; i < page.length; i++) indexes[i] = this.#indexes[page[i]!]!;
+    return indexes;
+  }
+}
+
+/**
+ * One write transaction: every put and delete in it takes the same main
+ * revision (`revision`) and the next sub revision. Reads through it see its
+ * own earlier writes, as in etcd. `commit()` makes the revision current when
+ * anything changed; a transaction that changed nothing takes no revision.
+ */
+export class WriteTxn {
+  /** Changes in order (sub revision = position). */
+  readonly changes: Change[] = [];
+  #sub = 0;
+  #done = false;
+
+  /**
+   * @param store the engine.
+   * @param revision the main revision this transaction's writes take.
+   */
+  constructor(readonly store: MvccStore, readonly revision: number) {}
+
+  /** The revision reads inside the transaction see. */
+  get readRevision(): number {
+    return this.changes.length > 0 ? this.revision : this.revision - 1;
+  }
+
+  /** Puts `value` at `key` with `lease`; returns the change. */
+  put(key: Uint8Array, value: Uint8Array, lease: bigint): Change {
+    this.#assertOpen();
+    const index = this.store.indexForWrite(key);
+    const prev = index.get(this.readRevision);
+    const entry = index.put(this.revision, this.#sub++, value, lease);
+    this.store.noteEntry(entry);
+    const change: Change = { key: index.key, entry, prev };
+    this.changes.push(change);
+    return change;
+  }
+
+  /** Deletes every key in `bounds` that exists; returns the changes. */
+  deleteRange(bounds: KeyBounds): Change[] {
+    this.#assertOpen();
+    const victims: VisibleKey[] = [];
+    this.store.forEachVisible(bounds, this.readRevision, (visible) => {
+      victims.push(visible);
+    });
+    const changes: Change[] = [];
+    for (const { index, entry: prev } of victims) {
+      const entry = index.tombstone(this.revision, this.#sub++);
+      this.store.noteEntry(entry);
+      const change: Change = { key: index.key, entry, prev };
+      this.changes.push(change);
+      changes.push(change);
+    }
+    return changes;
+  }
+
+  /** Commits: returns the store's revision afterwards. */
+  commit(): number {
+    this.#assertOpen();
+    this.#done = true;
+    this.store.endWrite(this, this.changes.length > 0);
+    return this.store.currentRevision;
+  }
+
+  /** Undoes every change and ends the transaction without a revision. */
+  abort(): void {
+    this.#assertOpen();
+    this.#done = true;
+    for (let i = this.changes.length - 1; i >= 0; i--) {
+      const change = this.changes[i]!;
+      const index = this.store.keyIndex(change.key);
+      if (index) this.store.undoEntry(index);
+    }
+    this.changes.length = 0;
+    this.store.endWrite(this, false);
+  }
+
+  #assertOpen(): void {
+    if (this.#done) throw new Error("mvcc: write transaction already ended");
+  }
+}
+
+/** Byte-wise comparison, as Go's `bytes.Compare`. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const length = a.length < b.length ? a.length : b.length;
+  for (let i = 0; i < length; i++) {
+    const diff = a[i]! - b[i]!;
+    if (diff !== 0) return diff < 0 ? -1 : 1;
+  }
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
+}
+
+function hex(bytes: Uint8Array): string {
+  return Array.from(bytes.subarray(0, 32), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+}

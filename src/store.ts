@@ -1,0 +1,715 @@
+/**
+ * The `Store`: revkv's public API over the MVCC engine. It validates
+ * requests in etcd's words, runs every write through the single writer
+ * (one revision per write transaction), keeps the committed revision that
+ * reads default to, and schedules compaction in bounded steps.
+ *
+ * Durability, leases, watch and transactions are layered here later; the
+ * write path already has the shape they need: apply to the engine, hand the
+ * changes to `#commit`, resolve only after it.
+ *
+ * @module
+ */
+
+import {
+  type Bytes,
+  type CompactResponse,
+  type DeleteOptions,
+  type DeleteResponse,
+  type KeySelector,
+  type KeyValue,
+  type PutOptions,
+  type PutResponse,
+  type RangeOptions,
+  type RangeResponse,
+  type ResponseHeader,
+  toBytes,
+} from "./mvcc/kv.ts";
+import { type Change, MvccStore, type WriteTxn } from "./mvcc/kv_store.ts";
+import { rangeKeys, toKeyValue } from "./mvcc/range.ts";
+import { CompactedError, errors } from "./mvcc/errors.ts";
+import { resolveBounds } from "./mvcc/key_bounds.ts";
+import {
+  applyTxn,
+  checkRequests,
+  comparePath,
+  DEFAULT_MAX_TXN_OPS,
+  innerHeader,
+  isReadOnly,
+  type TxnHost,
+  type TxnRequest,
+  type TxnResponse,
+  validateTxn,
+} from "./txn/txn.ts";
+import { TxnBuilder } from "./txn/builder.ts";
+import { type Clock, Lessor } from "./lease/lessor.ts";
+import {
+  type LeaseGrantResponse,
+  type LeaseKeepAliveResponse,
+  type LeaseLeasesResponse,
+  type LeaseRevokeResponse,
+  LeaseService,
+  type LeaseTimeToLiveResponse,
+} from "./lease/lease_service.ts";
+
+/** etcd's default `--max-request-bytes` (1.5 MiB). */
+export const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
+/**
+ * Bytes a request adds to its key and value on the wire (etcd checks the
+ * encoded raft request, header and field tags included).
+ */
+const REQUEST_OVERHEAD_BYTES = 32;
+/** Default number of keys per page of `scan`. */
+export const DEFAULT_SCAN_PAGE_KEYS = 256;
+
+/**
+ * Where committed writes go to become durable. The in-memory store has none;
+ * the durable store's journal (src/storage/) appends WAL records and
+ * resolves once they are synced.
+ */
+export interface Journal {
+  /** Records a write transaction's changes at `revision`; resolves when durable. */
+  write(revision: number, changes: readonly Change[]): Promise<void>;
+  /** Records a compaction at `revision`; resolves when durable. */
+  compact(revision: number): Promise<void>;
+  /** Records a lease grant (ID, TTL, wall-clock deadline); resolves when durable. */
+  leaseGrant?(id: bigint, ttlSeconds: number, deadlineMs: number): Promise<void>;
+  /** Records a lease renewal (a new deadline); resolves when durable. */
+  leaseRenew?(id: bigint, deadlineMs: number): Promise<void>;
+  /** Records that a lease is gone (its keys' deletion was written before). */
+  leaseRevoke?(id: bigint): Promise<void>;
+  /** Flushes and releases everything (the data dir lock included). */
+  close(): Promise<void>;
+}
+
+/** Options of `open`. */
+export interface OpenOptions {
+  /** Largest request accepted, in bytes (etcd's `--max-request-bytes`). */
+  maxRequestBytes?: number;
+  /** Most ops in one level of a transaction (etcd's `--max-txn-ops`, 128). */
+  maxTxnOps?: number;
+  /** Wall clock for lease deadlines, in ms (default `Date.now`; tests inject one). */
+  clock?: Clock;
+}
+
+/** Options of `compact`. */
+export interface CompactOptions {
+  /** Wait until the old revisions are reclaimed (etcdctl's `--physical`). */
+  physical?: boolean;
+}
+
+/** Options of `scan`: which keys, at which revision, in which order. */
+export interface ScanOptions extends KeySelector {
+  /** Read at this revision; 0 or absent reads at the current one. */
+  revision?: number;
+  /** Keys fetched from the engine per page (default 256). */
+  pageKeys?: number;
+  /** Iterate in descending key order. */
+  reverse?: boolean;
+  /** Yield keys without values. */
+  keysOnly?: boolean;
+}
+
+/**
+ * An etcd-compatible MVCC key-value store. Obtain one with `open()`.
+ *
+ * @example Put and get
+ * ```ts
+ * import { open } from "./mod.ts";
+ * const db = await open();
+ * await db.put("greeting", "hello");
+ * const { kvs } = await db.get("greeting");
+ * console.log(kvs[0]?.valueText); // "hello"
+ * await db.close();
+ * ```
+ */
+export class Store {
+  readonly #mvcc = new MvccStore();
+  readonly #maxRequestBytes: number;
+  readonly #txnHost: TxnHost;
+  readonly #leases: LeaseService;
+  #journal: Journal | undefined;
+  readonly #clusterId: bigint;
+  readonly #memberId: bigint;
+  #raftTerm = 2;
+  #committedRevision = 1;
+  #closed = false;
+  #compactTimer: ReturnType<typeof setTimeout> | undefined;
+  #compactWaiters: (() => void)[] = [];
+
+  /** Use `open()`; the constructor is internal. */
+  constructor(options: OpenOptions = {}) {
+    this.#maxRequestBytes = options.maxRequestBytes ??
+      DEFAULT_MAX_REQUEST_BYTES;
+    this.#clusterId = randomId();
+    this.#memberId = randomId();
+    this.#txnHost = this.#makeTxnHost(options.maxTxnOps ?? DEFAULT_MAX_TXN_OPS);
+    this.#leases = new LeaseService(new Lessor(options.clock), {
+      deleteKeys: (keys) =>
+        this.#write((txn) => {
+          for (const key of keys) txn.deleteRange({ start: key, end: undefined });
+          return (revision) => this.header(revision);
+        }),
+      header: () => this.header(),
+      logGrant: (id, ttl, deadline) =>
+        this.#journal?.leaseGrant?.(id, ttl, deadline) ?? Promise.resolve(),
+      logRenew: (id, deadline) =>
+        this.#journal?.leaseRenew?.(id, deadline) ?? Promise.resolve(),
+      logRevoke: (id) => this.#journal?.leaseRevoke?.(id) ?? Promise.resolve(),
+      closed: () => this.#closed,
+    });
+  }
+
+  /** The newest committed revision (what reads see by default). */
+  get revision(): number {
+    return this.#committedRevision;
+  }
+
+  /** The revision of the last compaction (-1 when never compacted, as etcd). */
+  get compactRevision(): number {
+    return this.#mvcc.compactRevision;
+  }
+
+  /** A response header at the committed revision. */
+  header(revision = this.#committedRevision): ResponseHeader {
+    return {
+      clusterId: this.#clusterId,
+      memberId: this.#memberId,
+      revision,
+      raftTerm: this.#raftTerm,
+    };
+  }
+
+  /**
+   * Reads a key or a range of keys (etcd's Range).
+   *
+   * @param key the key, or the start of the range.
+   * @param options range end / prefix / from-key, revision, limit, sort,
+   *   keys-only, count-only and revision filters, as etcd's RangeRequest.
+   * @returns the key-values, `count` (all keys in range) and `more`.
+   * @throws EtcdError with etcd's text for an empty key, a compacted or a
+   *   future revision.
+   *
+   * @example Prefix read, newest first by modification
+   * ```ts
+   * import { open } from "./mod.ts";
+   * const db = await open();
+   * await db.put("app/a", "1");
+   * await db.put("app/b", "2");
+   * const res = await db.get("app/", { prefix: true, sortTarget: "mod", sortOrder: "descend" });
+   * console.log(res.kvs.map((kv) => kv.keyText)); // ["app/b", "app/a"]
+   * await db.close();
+   * ```
+   */
+  get(key: Bytes, options: RangeOptions = {}): Promise<RangeResponse> {
+    try {
+      return Promise.resolve(this.getSync(key, options));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** `get`, answered synchronously (reads never wait for the writer). */
+  getSync(key: Bytes, options: RangeOptions = {}): RangeResponse {
+    this.#assertOpen();
+    const bounds = resolveBounds(key, options);
+    const result = rangeKeys(
+      this.#mvcc,
+      bounds,
+      options,
+      this.#committedRevision,
+    );
+    return { header: this.header(), ...result };
+  }
+
+  /**
+   * Iterates over a range of any size at one revision, a page at a time, so
+   * that memory stays bounded however many keys match.
+   *
+   * @throws CompactedError if a compaction passes the scan's revision while
+   *   it is paused between pages.
+   *
+   * @example Count keys under a prefix without loading them at once
+   * ```ts
+   * import { open } from "./mod.ts";
+   * const db = await open();
+   * for (let i = 0; i < 1000; i++) await db.put(`k/${i}`, "v");
+   * let n = 0;
+   * for await (const _kv of db.scan("k/", { prefix: true })) n++;
+   * console.log(n); // 1000
+   * await db.close();
+   * ```
+   */
+  async *scan(key: Bytes, options: ScanOptions = {}): AsyncGenerator<KeyValue> {
+    this.#assertOpen();
+    const bounds = resolveBounds(key, options);
+    const atRev = this.#mvcc.resolveReadRevision(
+      options.revision ?? 0,
+      this.#committedRevision,
+    );
+    const pageKeys = Math.max(1, options.pageKeys ?? DEFAULT_SCAN_PAGE_KEYS);
+    const keysOnly = options.keysOnly ?? false;
+    const reverse = options.reverse ?? false;
+    let cursor = { ...bounds };
+    for (;;) {
+      this.#assertOpen();
+      if (atRev < this.#mvcc.compactRevision) {
+        throw new CompactedError(this.#mvcc.compactRevision);
+      }
+      const page: KeyValue[] = [];
+      this.#mvcc.forEachVisible(cursor, atRev, ({ index, entry }) => {
+        page.push(toKeyValue(index.key, entry, keysOnly));
+        return page.length < pageKeys;
+      }, reverse);
+      for (const kv of page) yield kv;
+      if (page.length < pageKeys || cursor.end === undefined) return;
+      const last = page[page.length - 1]!.key;
+      cursor = reverse
+        ? { start: cursor.start, end: last }
+        : { start: successor(last), end: cursor.end };
+    }
+  }
+
+  /**
+   * Puts a value at a key, taking the next revision (etcd's Put).
+   *
+   * @param key the key (non-empty).
+   * @param value the value; must be empty with `ignoreValue`.
+   * @param options lease, prevKv, ignoreValue, ignoreLease.
+   * @returns the header at the new revision, and the previous key-value when asked.
+   *
+   * @example
+   * ```ts
+   * import { open } from "./mod.ts";
+   * const db = await open();
+   * const { header } = await db.put("a", "1");
+   * console.log(header.revision); // 2
+   * await db.close();
+   * ```
+   */
+  put(key: Bytes, value: Bytes, options: PutOptions = {}): Promise<PutResponse> {
+    return this.#write((txn) => {
+      const change = this.applyPut(txn, key, value, options);
+      return (revision: number): PutResponse => {
+        const response: PutResponse = { header: this.header(revision) };
+        if (options.prevKv && change.prev) {
+          response.prevKv = toKeyValue(change.key, change.prev);
+        }
+        return response;
+      };
+    });
+  }
+
+  /**
+   * Deletes a key or a range of keys (etcd's DeleteRange). A delete that
+   * matches nothing takes no revision.
+   *
+   * @example
+   * ```ts
+   * import { open } from "./mod.ts";
+   * const db = await open();
+   * await db.put("a", "1");
+   * const { deleted } = await db.delete("a");
+   * console.log(deleted); // 1
+   * await db.close();
+   * ```
+   */
+  delete(key: Bytes, options: DeleteOptions = {}): Promise<DeleteResponse> {
+    return this.#write((txn) => {
+      const changes = this.applyDelete(txn, key, options);
+      return (revision: number): DeleteResponse => ({
+        header: this.header(revision),
+        deleted: changes.length,
+        prevKvs: options.prevKv
+          ? changes.map((change) => toKeyValue(change.key, change.prev!))
+          : [],
+      });
+    });
+  }
+
+  /**
+   * Runs a transaction (etcd's Txn): if every compare holds, the `success`
+   * ops run, else the `failure` ops; all writes take one revision. Without
+   * an argument, returns a fluent builder.
+   *
+   * @throws EtcdError `etcdserver: duplicate key given in txn request` when
+   *   a branch writes one key twice, `etcdserver: too many operations in txn
+   *   request` past `maxTxnOps`, and the errors of its ops; nothing is
+   *   written then.
+   *
+   * @example
+   * ```ts
+   * import { compare, op, open } from "./mod.ts";
+   * const db = await open();
+   * const res = await db.txn({
+   *   compare: [compare.version("lock", "==", 0)],
+   *   success: [op.put("lock", "me")],
+   *   failure: [op.get("lock")],
+   * });
+   * console.log(res.succeeded); // true
+   * await db.close();
+   * ```
+   */
+  txn(request: TxnRequest): Promise<TxnResponse>;
+  /** Starts a fluent transaction: `.if(...).then(...).else(...).commit()`. */
+  txn(): TxnBuilder;
+  txn(request?: TxnRequest): Promise<TxnResponse> | TxnBuilder {
+    if (request === undefined) {
+      return new TxnBuilder((built) => this.txn(built));
+    }
+    return this.#write((txn) => {
+      validateTxn(request, this.#txnHost.maxTxnOps);
+      const before = txn.readRevision;
+      const path = comparePath(this.#txnHost, request, before);
+      checkRequests(this.#txnHost, request, path, before, !isReadOnly(request));
+      const { response } = applyTxn(this.#txnHost, txn, request, path);
+      return (revision: number): TxnResponse => ({
+        header: this.header(revision),
+        ...response,
+      });
+    });
+  }
+
+  /**
+   * Compacts the history: reads below `revision` fail from now on, and the
+   * revisions they would need are reclaimed in bounded steps.
+   *
+   * @throws EtcdError `etcdserver: mvcc: required revision has been compacted`
+   *   when `revision` is not above the last compaction, and
+   *   `etcdserver: mvcc: required revision is a future revision` beyond the
+   *   current revision.
+   */
+  compact(
+    revision: number,
+    options: CompactOptions = {},
+  ): Promise<CompactResponse> {
+    try {
+      this.#assertOpen();
+      this.#mvcc.compact(revision);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.#scheduleCompaction();
+    const response = { header: this.header() };
+    if (!options.physical) return Promise.resolve(response);
+    return new Promise((resolve) => {
+      this.#compactWaiters.push(() => resolve(response));
+    });
+  }
+
+  /**
+   * Verifies the store's invariants (tree ↔ key index, revision order,
+   * versions, committed ≤ current); throws on the first violation.
+   */
+  check(): void {
+    this.#mvcc.check();
+    if (this.#committedRevision > this.#mvcc.currentRevision) {
+      throw new Error(
+        `store check: committed revision ${this.#committedRevision} > current ${this.#mvcc.currentRevision}`,
+      );
+    }
+  }
+
+  /** Engine statistics: keys, approximate bytes, wasm memory. */
+  stats(): {
+    keys: number;
+    sizeBytes: number;
+    wasmLiveBytes: number;
+    wasmMemoryBytes: number;
+  } {
+    const memory = this.#mvcc.treeMemory();
+    return {
+      keys: this.#mvcc.keyCount,
+      sizeBytes: this.#mvcc.sizeBytes,
+      wasmLiveBytes: memory.liveBytes,
+      wasmMemoryBytes: memory.memoryBytes,
+    };
+  }
+
+  /** Closes the store; later calls fail. Pending compaction stops. */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    this.#leases.stop();
+    if (this.#compactTimer !== undefined) clearTimeout(this.#compactTimer);
+    this.#compactTimer = undefined;
+    for (const wake of this.#compactWaiters.splice(0)) wake();
+    return Promise.resolve();
+  }
+
+  /** Closes the store (for `await using`). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // --- the write path -----------------------------------------------------
+
+  /**
+   * Validates and applies a put inside an open write transaction (also the
+   * building block of txn). Throws before changing anything on bad input.
+   */
+  applyPut(
+    txn: WriteTxn,
+    key: Bytes,
+    value: Bytes,
+    options: PutOptions,
+  ): Change {
+    const keyBytes = toBytes(key);
+    let valueBytes = toBytes(value);
+    const lease = options.lease ?? 0n;
+    if (keyBytes.length === 0) throw errors.emptyKey();
+    if (options.ignoreValue && valueBytes.length !== 0) {
+      throw errors.valueProvided();
+    }
+    if (options.ignoreLease && lease !== 0n) throw errors.leaseProvided();
+    this.#checkSize(keyBytes.length + valueBytes.length);
+    if (lease !== 0n && !this.leaseExists(lease)) throw errors.leaseNotFound();
+    let leaseToStore = lease;
+    if (options.ignoreValue || options.ignoreLease) {
+      const current = this.#mvcc.keyIndex(keyBytes)?.get(txn.readRevision);
+      if (current === undefined) throw errors.keyNotFound();
+      if (options.ignoreValue) valueBytes = current.value!;
+      if (options.ignoreLease) leaseToStore = current.lease;
+    }
+    // Copy what the caller gave: it may reuse its buffer after the call.
+    const stored = valueBytes === value ? valueBytes.slice() : valueBytes;
+    return txn.put(keyBytes, stored, leaseToStore);
+  }
+
+  /** Validates and applies a delete inside an open write transaction. */
+  applyDelete(txn: WriteTxn, key: Bytes, options: KeySelector): Change[] {
+    const bounds = resolveBounds(key, options);
+    this.#checkSize(bounds.start.length + (bounds.end?.length ?? 0));
+    return txn.deleteRange(bounds);
+  }
+
+  #makeTxnHost(maxTxnOps: number): TxnHost {
+    const mvcc = this.#mvcc;
+    return {
+      maxTxnOps,
+      leaseExists: (id) => this.leaseExists(id),
+      range: (txn, key, options) => ({
+        header: innerHeader(txn.readRevision),
+        ...rangeKeys(mvcc, resolveBounds(key, options), options, txn.readRevision),
+      }),
+      put: (txn, key, value, options) => {
+        const change = this.applyPut(txn, key, value, options);
+        const response: PutResponse = { header: innerHeader(txn.revision) };
+        if (options.prevKv && change.prev) {
+          response.prevKv = toKeyValue(change.key, change.prev);
+        }
+        return response;
+      },
+      deleteRange: (txn, key, options) => {
+        const changes = this.applyDelete(txn, key, options);
+        return {
+          header: innerHeader(txn.readRevision),
+          deleted: changes.length,
+          prevKvs: options.prevKv
+            ? changes.map((change) => toKeyValue(change.key, change.prev!))
+            : [],
+        };
+      },
+      exists: (key, revision) => mvcc.keyIndex(key)?.get(revision) !== undefined,
+      visible: (bounds, revision) => {
+        const found: ReturnType<TxnHost["visible"]> = [];
+        mvcc.forEachVisible(bounds, revision, ({ entry }) => {
+          found.push({
+            value: entry.value!,
+            version: entry.version,
+            create: entry.createRevision,
+            mod: entry.main,
+            lease: entry.lease,
+          });
+        });
+        return found;
+      },
+      checkReadRevision: (revision, readRevision) => {
+        mvcc.resolveReadRevision(revision, readRevision);
+      },
+    };
+  }
+
+  // --- leases -------------------------------------------------------------
+
+  /**
+   * Grants a lease (etcd's LeaseGrant). TTLs below etcd's minimum (2 s) are
+   * raised to it; the ID is random (positive, 63 bits) unless given.
+   *
+   * @throws EtcdError `etcdserver: lease already exists` for a taken ID,
+   *   `etcdserver: too large lease TTL` past 9,000,000,000 s.
+   *
+   * @example A key that lives as long as its lease
+   * ```ts
+   * import { open } from "./mod.ts";
+   * const db = await open();
+   * const { id } = await db.grant(10);
+   * await db.put("session", "alive", { lease: id });
+   * await db.revoke(id); // deletes "session"
+   * console.log((await db.get("session")).count); // 0
+   * await db.close();
+   * ```
+   */
+  grant(ttlSeconds: number, options: { id?: bigint } = {}): Promise<LeaseGrantResponse> {
+    return this.#guard(() => this.#leases.grant(ttlSeconds, options.id));
+  }
+
+  /**
+   * Revokes a lease; every key attached to it is deleted in one revision.
+   * @throws EtcdError `etcdserver: requested lease not found`.
+   */
+  revoke(id: bigint): Promise<LeaseRevokeResponse> {
+    return this.#guard(() => this.#leases.revoke(id));
+  }
+
+  /**
+   * Renews a lease to its full TTL once; returns the TTL.
+   * @throws EtcdError `etcdserver: requested lease not found`.
+   */
+  keepAlive(id: bigint): Promise<LeaseKeepAliveResponse> {
+    return this.#guard(() => this.#leases.keepAlive(id));
+  }
+
+  /**
+   * Keeps a lease alive, renewing it every third of its TTL, until `signal`
+   * aborts; yields each renewal. Throws when the lease is gone.
+   */
+  keepAliveStream(
+    id: bigint,
+    options: { signal?: AbortSignal } = {},
+  ): AsyncGenerator<LeaseKeepAliveResponse> {
+    this.#assertOpen();
+    return this.#leases.keepAliveStream(id, options.signal);
+  }
+
+  /**
+   * Granted and remaining TTL of a lease, and its keys with `keys: true`. An
+   * unknown (expired or revoked) lease is not an error: its TTL is -1.
+   */
+  timeToLive(
+    id: bigint,
+    options: { keys?: boolean } = {},
+  ): Promise<LeaseTimeToLiveResponse> {
+    return this.#guard(() => Promise.resolve(this.#leases.timeToLive(id, options)));
+  }
+
+  /** Lists the live leases. */
+  leases(): Promise<LeaseLeasesResponse> {
+    return this.#guard(() => Promise.resolve(this.#leases.leases()));
+  }
+
+  /** Revokes every lease past its deadline now; returns how many. */
+  expireLeases(): Promise<number> {
+    return this.#guard(() => this.#leases.expireNow());
+  }
+
+  /** Whether a lease exists. */
+  leaseExists(id: bigint): boolean {
+    return this.#leases.exists(id);
+  }
+
+  #guard<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      this.#assertOpen();
+      return run();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Runs `apply` as one write transaction: it takes one revision if it
+   * changed anything, and its response is built once the revision is
+   * committed.
+   */
+  async #write<T>(
+    apply: (txn: WriteTxn) => (revision: number) => T,
+  ): Promise<T> {
+    this.#assertOpen();
+    const txn = this.#mvcc.beginWrite();
+    let respond: (revision: number) => T;
+    try {
+      respond = apply(txn);
+    } catch (error) {
+      txn.abort();
+      throw error;
+    }
+    const revision = txn.commit();
+    // Lease attachments follow the applied state at once, so that a
+    // revocation right after sees every key it must delete.
+    if (txn.changes.length > 0) this.#leases.onChanges(txn.changes);
+    if (txn.changes.length > 0) await this.#commit(revision, txn.changes);
+    return respond(txn.changes.length > 0 ? revision : this.#committedRevision);
+  }
+
+  /**
+   * Makes a write transaction's changes committed. In memory that is at once;
+   * the durable store resolves only after its WAL batch is synced.
+   */
+  #commit(revision: number, _changes: readonly Change[]): Promise<void> {
+    this.#committedRevision = revision;
+    return Promise.resolve();
+  }
+
+  #scheduleCompaction(): void {
+    if (this.#compactTimer !== undefined || this.#closed) return;
+    // Each step is bounded (COMPACT_STEP_KEYS keys) and yields to the event
+    // loop between steps, so compaction never stalls reads or writes long.
+    const step = () => {
+      this.#compactTimer = undefined;
+      if (this.#closed) return;
+      if (this.#mvcc.compactStep()) {
+        for (const wake of this.#compactWaiters.splice(0)) wake();
+        return;
+      }
+      this.#compactTimer = setTimeout(step, 0);
+    };
+    this.#compactTimer = setTimeout(step, 0);
+  }
+
+  #checkSize(bytes: number): void {
+    if (bytes + REQUEST_OVERHEAD_BYTES > this.#maxRequestBytes) {
+      throw errors.requestTooLarge();
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw errors.storeClosed();
+  }
+}
+
+/**
+ * Opens a store. With no path it is purely in memory.
+ *
+ * @example
+ * ```ts
+ * import { open } from "./mod.ts";
+ * const db = await open();
+ * await db.put("k", "v");
+ * console.log((await db.get("k")).kvs[0]?.valueText); // "v"
+ * await db.close();
+ * ```
+ */
+export function open(path?: string, options: OpenOptions = {}): Promise<Store> {
+  if (path !== undefined) {
+    return Promise.reject(
+      new Error(
+        "revkv: durable stores (open with a path) are not available yet; call open() for an in-memory store",
+      ),
+    );
+  }
+  return Promise.resolve(new Store(options));
+}
+
+/** The smallest key greater than `key` in byte order: `key` + 0x00. */
+function successor(key: Uint8Array): Uint8Array {
+  const next = new Uint8Array(key.length + 1);
+  next.set(key);
+  return next;
+}
+
+function randomId(): bigint {
+  const words = crypto.getRandomValues(new Uint32Array(2));
+  const id = (BigInt(words[0]!) << 32n) | BigInt(words[1]!);
+  return id === 0n ? 1n : id;
+}
