@@ -11,7 +11,7 @@
 import { errors } from "../mvcc/errors.ts";
 import type { ResponseHeader } from "../mvcc/kv.ts";
 import type { Change } from "../mvcc/kv_store.ts";
-import { keyToLatin1, latin1ToKey, type Lease, Lessor } from "./lessor.ts";
+import { keyToLatin1, latin1ToKey, type Lease, type Lessor } from "./lessor.ts";
 
 /** Response of `grant` (etcd's `LeaseGrantResponse`). */
 export interface LeaseGrantResponse {
@@ -104,7 +104,11 @@ export class LeaseService {
     this.lessor.add(granted.id, granted.ttlSeconds, deadlineMs);
     this.schedule();
     await this.host.logGrant(granted.id, granted.ttlSeconds, deadlineMs);
-    return { header: this.host.header(), id: granted.id, ttl: granted.ttlSeconds };
+    return {
+      header: this.host.header(),
+      id: granted.id,
+      ttl: granted.ttlSeconds,
+    };
   }
 
   /**
@@ -165,7 +169,13 @@ export class LeaseService {
   ): LeaseTimeToLiveResponse {
     const lease = this.lessor.get(id);
     if (!lease) {
-      return { header: this.host.header(), id, ttl: -1, grantedTtl: 0, keys: [] };
+      return {
+        header: this.host.header(),
+        id,
+        ttl: -1,
+        grantedTtl: 0,
+        keys: [],
+      };
     }
     const remaining = Math.max(0, this.lessor.remainingMs(lease));
     return {

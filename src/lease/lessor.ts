@@ -12,7 +12,7 @@
  * @module
  */
 
-import { EtcdError, errors } from "../mvcc/errors.ts";
+import { errors, EtcdError } from "../mvcc/errors.ts";
 
 /** etcd's largest TTL (`MaxLeaseTTL`), in seconds. */
 export const MAX_LEASE_TTL_SECONDS = 9_000_000_000;
@@ -192,7 +192,9 @@ export class Lessor {
     heap[i] = item;
     // Stale items from renewals are dropped lazily; rebuild when they
     // dominate so the heap stays O(live leases).
-    if (heap.length > 64 && heap.length > 4 * this.#leases.size) this.#rebuild();
+    if (heap.length > 64 && heap.length > 4 * this.#leases.size) {
+      this.#rebuild();
+    }
   }
 
   #pop(): void {
