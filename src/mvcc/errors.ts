@@ -48,8 +48,7 @@ export const errors = {
   requestTooLarge: () => new EtcdError("etcdserver: request is too large", 3),
   leaseNotFound: () =>
     new EtcdError("etcdserver: requested lease not found", 5),
-  invalidSortOption: () =>
-    new EtcdError("etcdserver: invalid sort option", 3),
+  invalidSortOption: () => new EtcdError("etcdserver: invalid sort option", 3),
   keyNotFound: () => new EtcdError("etcdserver: key not found", 3),
   storeClosed: () => new EtcdError("revkv: store is closed", 9),
 } as const;

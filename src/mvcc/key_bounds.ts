@@ -28,18 +28,29 @@ export function prefixEnd(key: Uint8Array): Uint8Array {
 
 /**
  * Resolves a request's key and selector to bounds.
- * @throws EtcdError `etcdserver: key is not provided` for an empty key.
+ * @throws EtcdError `etcdserver: key is not provided` for an empty key
+ *   (except with `prefix` or `fromKey`, which then select every key, as
+ *   etcd's client does).
  * @throws TypeError when more than one of rangeEnd, prefix and fromKey is given.
  */
-export function resolveBounds(key: Bytes, selector: KeySelector = {}): KeyBounds {
-  const start = toBytes(key);
-  if (start.length === 0) throw errors.emptyKey();
+export function resolveBounds(
+  key: Bytes,
+  selector: KeySelector = {},
+): KeyBounds {
+  let start = toBytes(key);
   const given = (selector.rangeEnd !== undefined ? 1 : 0) +
     (selector.prefix ? 1 : 0) + (selector.fromKey ? 1 : 0);
   if (given > 1) {
     throw new TypeError(
       "Cannot combine rangeEnd, prefix and fromKey: give at most one",
     );
+  }
+  if (start.length === 0) {
+    // As etcd's client: the empty prefix, or every key from the empty key,
+    // is the whole key space, which the wire spells key "\0", end "\0".
+    if (!selector.prefix && !selector.fromKey) throw errors.emptyKey();
+    start = new Uint8Array([0]);
+    return { start, end: null };
   }
   let end: Uint8Array | undefined;
   if (selector.prefix) end = prefixEnd(start);

@@ -64,7 +64,12 @@ export class KeyIndex {
    * Appends a put at (main, sub); version and create revision follow from the
    * previous entry (a put after a tombstone starts a new generation).
    */
-  put(main: number, sub: number, value: Uint8Array, lease: bigint): RevisionEntry {
+  put(
+    main: number,
+    sub: number,
+    value: Uint8Array,
+    lease: bigint,
+  ): RevisionEntry {
     const last = this.last;
     this.assertAfter(last, main, sub);
     const continues = last !== undefined && last.value !== null;

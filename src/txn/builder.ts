@@ -24,7 +24,12 @@ import type {
 /** Constructors for the compares of a transaction. */
 export const compare = {
   /** Compares the value of `key` (a missing key never matches). */
-  value: (key: Bytes, result: CompareResult, value: Bytes, range: KeySelector = {}): Compare => ({
+  value: (
+    key: Bytes,
+    result: CompareResult,
+    value: Bytes,
+    range: KeySelector = {},
+  ): Compare => ({
     key,
     target: "value",
     result,
@@ -32,7 +37,12 @@ export const compare = {
     ...range,
   }),
   /** Compares the version of `key` (0 when missing). */
-  version: (key: Bytes, result: CompareResult, version: number, range: KeySelector = {}): Compare => ({
+  version: (
+    key: Bytes,
+    result: CompareResult,
+    version: number,
+    range: KeySelector = {},
+  ): Compare => ({
     key,
     target: "version",
     result,
@@ -40,7 +50,12 @@ export const compare = {
     ...range,
   }),
   /** Compares the create revision of `key` (0 when missing). */
-  create: (key: Bytes, result: CompareResult, revision: number, range: KeySelector = {}): Compare => ({
+  create: (
+    key: Bytes,
+    result: CompareResult,
+    revision: number,
+    range: KeySelector = {},
+  ): Compare => ({
     key,
     target: "create",
     result,
@@ -48,7 +63,12 @@ export const compare = {
     ...range,
   }),
   /** Compares the mod revision of `key` (0 when missing). */
-  mod: (key: Bytes, result: CompareResult, revision: number, range: KeySelector = {}): Compare => ({
+  mod: (
+    key: Bytes,
+    result: CompareResult,
+    revision: number,
+    range: KeySelector = {},
+  ): Compare => ({
     key,
     target: "mod",
     result,
@@ -56,7 +76,12 @@ export const compare = {
     ...range,
   }),
   /** Compares the lease of `key` (0n when missing or none). */
-  lease: (key: Bytes, result: CompareResult, lease: bigint, range: KeySelector = {}): Compare => ({
+  lease: (
+    key: Bytes,
+    result: CompareResult,
+    lease: bigint,
+    range: KeySelector = {},
+  ): Compare => ({
     key,
     target: "lease",
     result,

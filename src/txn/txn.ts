@@ -22,8 +22,12 @@ import {
   type ResponseHeader,
   toBytes,
 } from "../mvcc/kv.ts";
-import { compareBytes, type KeyBounds, type WriteTxn } from "../mvcc/kv_store.ts";
-import { EtcdError, errors } from "../mvcc/errors.ts";
+import {
+  compareBytes,
+  type KeyBounds,
+  type WriteTxn,
+} from "../mvcc/kv_store.ts";
+import { errors, EtcdError } from "../mvcc/errors.ts";
 import { resolveBounds } from "../mvcc/key_bounds.ts";
 
 /** etcd's default `--max-txn-ops`. */
@@ -92,16 +96,31 @@ export interface TxnHost {
   /** Range inside the transaction at `readRevision` (header revision = it). */
   range(txn: WriteTxn, key: Bytes, options: RangeOptions): RangeResponse;
   /** Applies a validated put. */
-  put(txn: WriteTxn, key: Bytes, value: Bytes, options: PutOptions): PutResponse;
+  put(
+    txn: WriteTxn,
+    key: Bytes,
+    value: Bytes,
+    options: PutOptions,
+  ): PutResponse;
   /** Applies a validated delete. */
-  deleteRange(txn: WriteTxn, key: Bytes, options: DeleteOptions): DeleteResponse;
+  deleteRange(
+    txn: WriteTxn,
+    key: Bytes,
+    options: DeleteOptions,
+  ): DeleteResponse;
   /** The visible entry of one key at `revision` (for checks). */
   exists(key: Uint8Array, revision: number): boolean;
   /** Every visible key-value in bounds at `revision`, for compares. */
   visible(
     bounds: KeyBounds,
     revision: number,
-  ): { value: Uint8Array; version: number; create: number; mod: number; lease: bigint }[];
+  ): {
+    value: Uint8Array;
+    version: number;
+    create: number;
+    mod: number;
+    lease: bigint;
+  }[];
   /** Readable-revision check: throws etcd's compacted/future errors. */
   checkReadRevision(revision: number, readRevision: number): void;
 }
@@ -140,11 +159,15 @@ function checkTxnRequest(request: TxnRequest, maxTxnOps: number): void {
     if (toBytes(c.key).length === 0) throw errors.emptyKey();
     if (!COMPARE_TARGETS.has(c.target) || !COMPARE_RESULTS.has(c.result)) {
       throw new TypeError(
-        `Invalid compare: target ${String(c.target)}, result ${String(c.result)}`,
+        `Invalid compare: target ${String(c.target)}, result ${
+          String(c.result)
+        }`,
       );
     }
   }
-  for (const op of [...success, ...failure]) checkRequestOp(op, maxTxnOps - ops);
+  for (const op of [...success, ...failure]) {
+    checkRequestOp(op, maxTxnOps - ops);
+  }
 }
 
 const COMPARE_TARGETS = new Set(["value", "version", "create", "mod", "lease"]);
@@ -285,14 +308,21 @@ function evaluateCompare(host: TxnHost, c: Compare, revision: number): boolean {
 
 function compareOne(
   c: Compare,
-  kv: { value: Uint8Array; version: number; create: number; mod: number; lease: bigint },
+  kv: {
+    value: Uint8Array;
+    version: number;
+    create: number;
+    mod: number;
+    lease: bigint;
+  },
 ): boolean {
   let result: number;
   switch (c.target) {
     case "value": {
-      const operand = typeof c.value === "string" || c.value instanceof Uint8Array
-        ? toBytes(c.value)
-        : new TextEncoder().encode(String(c.value));
+      const operand =
+        typeof c.value === "string" || c.value instanceof Uint8Array
+          ? toBytes(c.value)
+          : new TextEncoder().encode(String(c.value));
       result = compareBytes(kv.value, operand);
       break;
     }
@@ -323,7 +353,9 @@ function compareOne(
 function toBig(value: Bytes | number | bigint): bigint {
   if (typeof value === "bigint") return value;
   if (typeof value === "number") return BigInt(Math.trunc(value));
-  const text = typeof value === "string" ? value : new TextDecoder().decode(value);
+  const text = typeof value === "string"
+    ? value
+    : new TextDecoder().decode(value);
   try {
     return BigInt(text);
   } catch {
@@ -361,7 +393,9 @@ export function checkRequests(
         throw errors.keyNotFound();
       }
       const lease = put.lease ?? 0n;
-      if (lease !== 0n && !host.leaseExists(lease)) throw errors.leaseNotFound();
+      if (lease !== 0n && !host.leaseExists(lease)) {
+        throw errors.leaseNotFound();
+      }
     } else if ("range" in op) {
       const rev = op.range.revision ?? 0;
       if (rev !== 0) host.checkReadRevision(rev, revision);
