@@ -24,6 +24,7 @@
 export {
   type CompactOptions,
   DEFAULT_MAX_REQUEST_BYTES,
+  DEFAULT_QUOTA_BACKEND_BYTES,
   open,
   type OpenOptions,
   type ScanOptions,
@@ -73,3 +74,24 @@ export {
   MAX_LEASE_TTL_SECONDS,
   MIN_LEASE_TTL_SECONDS,
 } from "./src/lease/lessor.ts";
+export {
+  type DataDirOptions,
+  type Durability,
+  type RecoveryReport,
+  repairDataDir as repair,
+  type RepairReport,
+  restoreSnapshot,
+  snapshotStatus,
+} from "./src/storage/data_dir.ts";
+export { type SnapshotStatus } from "./src/storage/snapshot.ts";
+export { WalCorruptionError } from "./src/storage/wal.ts";
+export { SnapshotCorruptionError } from "./src/storage/snapshot.ts";
+export { LockedError } from "./src/storage/lock.ts";
+export { StorageFailedError } from "./src/storage/journal.ts";
+export { NoSpaceError } from "./src/storage/errors.ts";
+export type {
+  WatchEvent,
+  WatchLimits,
+  WatchOptions,
+  WatchResponse,
+} from "./src/watch/watch_hub.ts";

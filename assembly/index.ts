@@ -22,3 +22,10 @@ export {
   reserve,
 } from "./btree";
 export { outOfMemory } from "./alloc";
+export {
+  walCrc32c,
+  walReserve,
+  walSeal,
+  walVerifiedCrc,
+  walVerify,
+} from "./wal";

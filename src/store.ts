@@ -51,6 +51,26 @@ import {
   LeaseService,
   type LeaseTimeToLiveResponse,
 } from "./lease/lease_service.ts";
+import {
+  type DataDirOptions,
+  type OpenDataDir,
+  openDataDir,
+  type RecoveryReport,
+} from "./storage/data_dir.ts";
+import { NoSpaceError } from "./storage/errors.ts";
+import {
+  MvccWatchSource,
+  WatchHub,
+  type WatchLimits,
+  type WatchOptions,
+  type WatchResponse,
+} from "./watch/watch_hub.ts";
+import { denoFs } from "./storage/fs.ts";
+import {
+  hashState,
+  type SnapshotStatus,
+  writeSnapshot,
+} from "./storage/snapshot.ts";
 
 /** etcd's default `--max-request-bytes` (1.5 MiB). */
 export const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
@@ -59,6 +79,8 @@ export const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
  * encoded raft request, header and field tags included).
  */
 const REQUEST_OVERHEAD_BYTES = 32;
+/** Retry delay of a compaction step while a snapshot holds compaction. */
+const COMPACTION_HELD_RETRY_MS = 5;
 /** Default number of keys per page of `scan`. */
 export const DEFAULT_SCAN_PAGE_KEYS = 256;
 
@@ -73,21 +95,47 @@ export interface Journal {
   /** Records a compaction at `revision`; resolves when durable. */
   compact(revision: number): Promise<void>;
   /** Records a lease grant (ID, TTL, wall-clock deadline); resolves when durable. */
-  leaseGrant?(id: bigint, ttlSeconds: number, deadlineMs: number): Promise<void>;
+  leaseGrant?(
+    id: bigint,
+    ttlSeconds: number,
+    deadlineMs: number,
+  ): Promise<void>;
   /** Records a lease renewal (a new deadline); resolves when durable. */
   leaseRenew?(id: bigint, deadlineMs: number): Promise<void>;
   /** Records that a lease is gone (its keys' deletion was written before). */
   leaseRevoke?(id: bigint): Promise<void>;
+  /**
+   * While true, incremental compaction waits: a snapshot is reading the
+   * history at or below its revision.
+   */
+  readonly compactionHeld?: boolean;
+  /** Writes a snapshot of the current state and drops older WAL (durable stores). */
+  snapshot?(): Promise<SnapshotStatus>;
   /** Flushes and releases everything (the data dir lock included). */
   close(): Promise<void>;
 }
 
-/** Options of `open`. */
-export interface OpenOptions {
+/** etcd's default `--quota-backend-bytes` (2 GiB). */
+export const DEFAULT_QUOTA_BACKEND_BYTES = 2 * 1024 * 1024 * 1024;
+
+/**
+ * Options of `open`. The durability options (`durability`, `segmentBytes`,
+ * `snapshotCount`, `progress`) apply when a path is given.
+ */
+export interface OpenOptions extends DataDirOptions {
+  /**
+   * Largest state, in bytes, before writes fail with `etcdserver: mvcc:
+   * database space exceeded` and the NOSPACE alarm is raised (etcd's
+   * `--quota-backend-bytes`, default 2 GiB). Compaction and `defrag()`
+   * bring the store back under it.
+   */
+  quotaBackendBytes?: number;
   /** Largest request accepted, in bytes (etcd's `--max-request-bytes`). */
   maxRequestBytes?: number;
   /** Most ops in one level of a transaction (etcd's `--max-txn-ops`, 128). */
   maxTxnOps?: number;
+  /** Bounds of watch delivery (queue sizes, batch sizes, progress interval). */
+  watchLimits?: WatchLimits;
   /** Wall clock for lease deadlines, in ms (default `Date.now`; tests inject one). */
   clock?: Clock;
 }
@@ -124,8 +172,13 @@ export interface ScanOptions extends KeySelector {
  * ```
  */
 export class Store {
-  readonly #mvcc = new MvccStore();
+  readonly #mvcc: MvccStore;
   readonly #maxRequestBytes: number;
+  readonly #quotaBackendBytes: number;
+  #alarmNoSpace = false;
+  #failure: Error | undefined;
+  #compactionHolds = 0;
+  readonly #recovery: RecoveryReport | undefined;
   readonly #txnHost: TxnHost;
   readonly #leases: LeaseService;
   #journal: Journal | undefined;
@@ -133,21 +186,37 @@ export class Store {
   readonly #memberId: bigint;
   #raftTerm = 2;
   #committedRevision = 1;
+  /** Synced revisions waiting for an earlier one (bounded by writes in flight). */
+  readonly #pendingCommits = new Map<number, readonly Change[]>();
+  readonly #watchHub: WatchHub;
   #closed = false;
   #compactTimer: ReturnType<typeof setTimeout> | undefined;
   #compactWaiters: (() => void)[] = [];
 
   /** Use `open()`; the constructor is internal. */
-  constructor(options: OpenOptions = {}) {
+  constructor(options: OpenOptions = {}, durable?: OpenDataDir) {
     this.#maxRequestBytes = options.maxRequestBytes ??
       DEFAULT_MAX_REQUEST_BYTES;
-    this.#clusterId = randomId();
-    this.#memberId = randomId();
+    this.#quotaBackendBytes = options.quotaBackendBytes ??
+      DEFAULT_QUOTA_BACKEND_BYTES;
+    this.#mvcc = durable?.mvcc ?? new MvccStore();
+    this.#journal = durable?.journal;
+    this.#recovery = durable?.report;
+    this.#clusterId = durable?.meta.clusterId ?? randomId();
+    this.#memberId = durable?.meta.memberId ?? randomId();
+    this.#raftTerm = durable?.meta.term ?? 2;
+    this.#committedRevision = this.#mvcc.currentRevision;
+    this.#watchHub = new WatchHub(
+      new MvccWatchSource(this.#mvcc, () => this.#committedRevision),
+      options.watchLimits,
+    );
     this.#txnHost = this.#makeTxnHost(options.maxTxnOps ?? DEFAULT_MAX_TXN_OPS);
     this.#leases = new LeaseService(new Lessor(options.clock), {
       deleteKeys: (keys) =>
         this.#write((txn) => {
-          for (const key of keys) txn.deleteRange({ start: key, end: undefined });
+          for (const key of keys) {
+            txn.deleteRange({ start: key, end: undefined });
+          }
           return (revision) => this.header(revision);
         }),
       header: () => this.header(),
@@ -158,6 +227,13 @@ export class Store {
       logRevoke: (id) => this.#journal?.leaseRevoke?.(id) ?? Promise.resolve(),
       closed: () => this.#closed,
     });
+    // Recovery leaves the replayed compaction to the background steps.
+    if (this.#mvcc.compacting) this.#scheduleCompaction();
+  }
+
+  /** What recovery did when the store was opened from a data dir. */
+  get recovery(): RecoveryReport | undefined {
+    return this.#recovery;
   }
 
   /** The newest committed revision (what reads see by default). */
@@ -171,7 +247,7 @@ export class Store {
   }
 
   /** A response header at the committed revision. */
-  header(revision = this.#committedRevision): ResponseHeader {
+  header(revision: number = this.#committedRevision): ResponseHeader {
     return {
       clusterId: this.#clusterId,
       memberId: this.#memberId,
@@ -287,7 +363,11 @@ export class Store {
    * await db.close();
    * ```
    */
-  put(key: Bytes, value: Bytes, options: PutOptions = {}): Promise<PutResponse> {
+  put(
+    key: Bytes,
+    value: Bytes,
+    options: PutOptions = {},
+  ): Promise<PutResponse> {
     return this.#write((txn) => {
       const change = this.applyPut(txn, key, value, options);
       return (revision: number): PutResponse => {
@@ -389,12 +469,17 @@ export class Store {
     } catch (error) {
       return Promise.reject(error);
     }
+    // The record joins the WAL batch in order after the writes it follows;
+    // the response waits for it to be durable, like any write.
+    const logged = this.#journal?.compact(revision) ?? Promise.resolve();
     this.#scheduleCompaction();
     const response = { header: this.header() };
-    if (!options.physical) return Promise.resolve(response);
-    return new Promise((resolve) => {
-      this.#compactWaiters.push(() => resolve(response));
-    });
+    return logged.then(() => {
+      if (!options.physical) return response;
+      return new Promise<CompactResponse>((resolve) => {
+        this.#compactWaiters.push(() => resolve(response));
+      });
+    }, (error) => this.#stop(error));
   }
 
   /**
@@ -426,15 +511,114 @@ export class Store {
     };
   }
 
-  /** Closes the store; later calls fail. Pending compaction stops. */
+  /**
+   * Closes the store; later calls fail. Pending compaction stops. A durable
+   * store flushes what is pending, cancels a running snapshot and releases
+   * its data dir.
+   */
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
     this.#leases.stop();
+    this.#watchHub.close();
     if (this.#compactTimer !== undefined) clearTimeout(this.#compactTimer);
     this.#compactTimer = undefined;
     for (const wake of this.#compactWaiters.splice(0)) wake();
-    return Promise.resolve();
+    return this.#journal?.close() ?? Promise.resolve();
+  }
+
+  // --- durability ---------------------------------------------------------
+
+  /**
+   * A hash of the key-value history at `revision` (default: the committed
+   * revision), like etcd's HashKV: CRC32C over every kept revision of every
+   * key up to `revision`, in key order. Two stores with the same history
+   * and compaction have the same hash; a snapshot at that revision reports
+   * it too.
+   */
+  hash(revision: number = this.#committedRevision): {
+    hash: number;
+    revision: number;
+    compactRevision: number;
+  } {
+    this.#assertOpen();
+    if (revision > this.#committedRevision) {
+      throw new RangeError(
+        `Cannot hash at revision ${revision}: beyond the committed revision ${this.#committedRevision}`,
+      );
+    }
+    return {
+      hash: hashState(this.#mvcc, revision),
+      revision,
+      compactRevision: this.#mvcc.compactRevision,
+    };
+  }
+
+  /**
+   * Writes a consistent snapshot of the live store (at the committed
+   * revision) to `file` (etcdctl's `snapshot save`). Writes go on while it
+   * is written, in pages; compaction waits until it is done.
+   *
+   * @returns the snapshot's status (hash, revision, keys, size).
+   *
+   * @example
+   * ```ts
+   * import { open, restoreSnapshot, snapshotStatus } from "./mod.ts";
+   * const dir = await Deno.makeTempDir();
+   * const db = await open();
+   * await db.put("a", "1");
+   * await db.saveSnapshot(`${dir}/backup.snap`);
+   * await db.close();
+   * console.log((await snapshotStatus(`${dir}/backup.snap`)).totalKeys); // 1
+   * await restoreSnapshot(`${dir}/backup.snap`, `${dir}/data`);
+   * const restored = await open(`${dir}/data`);
+   * console.log((await restored.get("a")).kvs[0]?.valueText); // "1"
+   * await restored.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  async saveSnapshot(file: string): Promise<SnapshotStatus> {
+    this.#assertOpen();
+    const revision = this.#committedRevision;
+    this.#compactionHolds++;
+    try {
+      return await writeSnapshot(
+        denoFs,
+        file,
+        this.#mvcc,
+        revision,
+        this.#mvcc.compactRevision,
+        { sync: true },
+      );
+    } finally {
+      this.#compactionHolds--;
+    }
+  }
+
+  /**
+   * Reclaims space (etcd's Defragment): finishes the running compaction,
+   * and in a durable store writes a snapshot and removes the WAL before it.
+   * Both run in bounded steps between which writes proceed. Afterwards the
+   * NOSPACE alarm is cleared if the store is back under its quota.
+   */
+  async defrag(): Promise<{ header: ResponseHeader }> {
+    this.#assertOpen();
+    if (this.#mvcc.compacting) {
+      await new Promise<void>((resolve) => {
+        this.#compactWaiters.push(resolve);
+        this.#scheduleCompaction();
+      });
+    }
+    if (this.#journal?.snapshot) await this.#journal.snapshot();
+    if (this.#mvcc.sizeBytes <= this.#quotaBackendBytes) {
+      this.#alarmNoSpace = false;
+    }
+    return { header: this.header() };
+  }
+
+  /** Active alarms (etcd's `alarm list`): `["NOSPACE"]` when over quota. */
+  alarms(): string[] {
+    return this.#alarmNoSpace ? ["NOSPACE"] : [];
   }
 
   /** Closes the store (for `await using`). */
@@ -463,6 +647,7 @@ export class Store {
     }
     if (options.ignoreLease && lease !== 0n) throw errors.leaseProvided();
     this.#checkSize(keyBytes.length + valueBytes.length);
+    this.#checkQuota(keyBytes.length + valueBytes.length);
     if (lease !== 0n && !this.leaseExists(lease)) throw errors.leaseNotFound();
     let leaseToStore = lease;
     if (options.ignoreValue || options.ignoreLease) {
@@ -490,7 +675,12 @@ export class Store {
       leaseExists: (id) => this.leaseExists(id),
       range: (txn, key, options) => ({
         header: innerHeader(txn.readRevision),
-        ...rangeKeys(mvcc, resolveBounds(key, options), options, txn.readRevision),
+        ...rangeKeys(
+          mvcc,
+          resolveBounds(key, options),
+          options,
+          txn.readRevision,
+        ),
       }),
       put: (txn, key, value, options) => {
         const change = this.applyPut(txn, key, value, options);
@@ -510,7 +700,8 @@ export class Store {
             : [],
         };
       },
-      exists: (key, revision) => mvcc.keyIndex(key)?.get(revision) !== undefined,
+      exists: (key, revision) =>
+        mvcc.keyIndex(key)?.get(revision) !== undefined,
       visible: (bounds, revision) => {
         const found: ReturnType<TxnHost["visible"]> = [];
         mvcc.forEachVisible(bounds, revision, ({ entry }) => {
@@ -528,6 +719,47 @@ export class Store {
         mvcc.resolveReadRevision(revision, readRevision);
       },
     };
+  }
+
+  // --- watch --------------------------------------------------------------
+
+  /**
+   * Watches a key or a range (etcd's Watch): yields a response per committed
+   * revision with its events (history first from `startRevision`, then
+   * live), in revision order, exactly once, only once durable. End it with
+   * `options.signal` or by leaving the `for await`. A `startRevision` below
+   * the compaction ends the watch with a response carrying
+   * `compactRevision` and `canceled: true`. A slow consumer falls behind
+   * into a catching-up group fed from history; it never blocks writers.
+   *
+   * @example
+   * ```ts
+   * import { open } from "./mod.ts";
+   * const db = await open();
+   * const controller = new AbortController();
+   * const seen = (async () => {
+   *   for await (const res of db.watch("job/", { prefix: true, signal: controller.signal })) {
+   *     for (const ev of res.events) console.log(ev.type, ev.kv.keyText);
+   *     controller.abort();
+   *   }
+   * })();
+   * await db.put("job/1", "queued");
+   * await seen; // prints: put job/1
+   * await db.close();
+   * ```
+   */
+  watch(
+    key: Bytes,
+    options: WatchOptions & KeySelector = {},
+  ): AsyncIterableIterator<WatchResponse> {
+    this.#assertOpen();
+    return this.#watchHub.watch(resolveBounds(key, options), options);
+  }
+
+  /** Asks every watch for a progress response (etcd's RequestProgress). */
+  requestWatchProgress(): void {
+    this.#assertOpen();
+    this.#watchHub.requestProgress();
   }
 
   // --- leases -------------------------------------------------------------
@@ -550,7 +782,10 @@ export class Store {
    * await db.close();
    * ```
    */
-  grant(ttlSeconds: number, options: { id?: bigint } = {}): Promise<LeaseGrantResponse> {
+  grant(
+    ttlSeconds: number,
+    options: { id?: bigint } = {},
+  ): Promise<LeaseGrantResponse> {
     return this.#guard(() => this.#leases.grant(ttlSeconds, options.id));
   }
 
@@ -590,7 +825,9 @@ export class Store {
     id: bigint,
     options: { keys?: boolean } = {},
   ): Promise<LeaseTimeToLiveResponse> {
-    return this.#guard(() => Promise.resolve(this.#leases.timeToLive(id, options)));
+    return this.#guard(() =>
+      Promise.resolve(this.#leases.timeToLive(id, options))
+    );
   }
 
   /** Lists the live leases. */
@@ -646,9 +883,40 @@ export class Store {
    * Makes a write transaction's changes committed. In memory that is at once;
    * the durable store resolves only after its WAL batch is synced.
    */
-  #commit(revision: number, _changes: readonly Change[]): Promise<void> {
-    this.#committedRevision = revision;
-    return Promise.resolve();
+  async #commit(revision: number, changes: readonly Change[]): Promise<void> {
+    if (this.#journal !== undefined) {
+      if (this.#failure) throw this.#failure;
+      try {
+        await this.#journal.write(revision, changes);
+      } catch (error) {
+        this.#stop(error);
+      }
+    }
+    this.#markCommitted(revision, changes);
+  }
+
+  /**
+   * Moves the committed revision forward and hands each newly committed
+   * revision's changes to the watchers, strictly in revision order (a
+   * revision whose sync completes early waits here for the ones before it).
+   */
+  #markCommitted(revision: number, changes: readonly Change[]): void {
+    if (revision <= this.#committedRevision) return;
+    this.#pendingCommits.set(revision, changes);
+    for (;;) {
+      const next = this.#committedRevision + 1;
+      const ready = this.#pendingCommits.get(next);
+      if (ready === undefined) return;
+      this.#pendingCommits.delete(next);
+      this.#committedRevision = next;
+      this.#watchHub.publish(next, ready);
+    }
+  }
+
+  /** Fail-stop: the journal failed; every later write is refused. */
+  #stop(error: unknown): never {
+    this.#failure ??= error as Error;
+    throw error;
   }
 
   #scheduleCompaction(): void {
@@ -658,6 +926,11 @@ export class Store {
     const step = () => {
       this.#compactTimer = undefined;
       if (this.#closed) return;
+      if (this.#compactionHolds > 0 || this.#journal?.compactionHeld) {
+        // A snapshot is reading history: try again shortly.
+        this.#compactTimer = setTimeout(step, COMPACTION_HELD_RETRY_MS);
+        return;
+      }
       if (this.#mvcc.compactStep()) {
         for (const wake of this.#compactWaiters.splice(0)) wake();
         return;
@@ -665,6 +938,22 @@ export class Store {
       this.#compactTimer = setTimeout(step, 0);
     };
     this.#compactTimer = setTimeout(step, 0);
+  }
+
+  /**
+   * etcd's quota check: a put that would take the state past the quota
+   * raises the NOSPACE alarm; while it is raised, puts fail (deletes,
+   * compaction and reads keep working).
+   */
+  #checkQuota(bytes: number): void {
+    if (
+      !this.#alarmNoSpace &&
+      this.#mvcc.sizeBytes + bytes + REQUEST_OVERHEAD_BYTES >
+        this.#quotaBackendBytes
+    ) {
+      this.#alarmNoSpace = true;
+    }
+    if (this.#alarmNoSpace) throw new NoSpaceError();
   }
 
   #checkSize(bytes: number): void {
@@ -675,13 +964,22 @@ export class Store {
 
   #assertOpen(): void {
     if (this.#closed) throw errors.storeClosed();
+    if (this.#failure) throw this.#failure;
   }
 }
 
 /**
- * Opens a store. With no path it is purely in memory.
+ * Opens a store. With no path it is purely in memory; with a path it is
+ * durable: the data dir is created if needed, locked against other
+ * openers, and recovered (newest valid snapshot + WAL replay). A write's
+ * promise resolves only once it is on disk (`durability: "fsync"`, the
+ * default); `durability: "none"` never fsyncs and loses recent writes on a
+ * crash or power loss (like etcd's `--unsafe-no-fsync`: tests only).
  *
- * @example
+ * @throws LockedError when another process (or store) holds the data dir;
+ *   WalCorruptionError when the WAL is damaged in the middle (see `repair`).
+ *
+ * @example In memory
  * ```ts
  * import { open } from "./mod.ts";
  * const db = await open();
@@ -689,16 +987,27 @@ export class Store {
  * console.log((await db.get("k")).kvs[0]?.valueText); // "v"
  * await db.close();
  * ```
+ *
+ * @example Durable
+ * ```ts
+ * import { open } from "./mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * let db = await open(dir);
+ * await db.put("k", "v"); // resolved: on disk
+ * await db.close();
+ * db = await open(dir);
+ * console.log((await db.get("k")).kvs[0]?.valueText); // "v"
+ * await db.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
-export function open(path?: string, options: OpenOptions = {}): Promise<Store> {
-  if (path !== undefined) {
-    return Promise.reject(
-      new Error(
-        "revkv: durable stores (open with a path) are not available yet; call open() for an in-memory store",
-      ),
-    );
-  }
-  return Promise.resolve(new Store(options));
+export async function open(
+  path?: string,
+  options: OpenOptions = {},
+): Promise<Store> {
+  if (path === undefined) return new Store(options);
+  const durable = await openDataDir(path, options);
+  return new Store(options, durable);
 }
 
 /** The smallest key greater than `key` in byte order: `key` + 0x00. */

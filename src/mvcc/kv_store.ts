@@ -166,6 +166,36 @@ export class MvccStore {
   }
 
   /**
+   * Calls `visit` for every key in `bounds` the tree holds (deleted keys
+   * included, as watch history needs them), in key order, a page of handles
+   * at a time; `visit` returns false to stop.
+   */
+  forEachKeyIndex(
+    bounds: KeyBounds,
+    visit: (index: KeyIndex) => boolean | void,
+  ): void {
+    if (bounds.end === undefined) {
+      const index = this.keyIndex(bounds.start);
+      if (index) visit(index);
+      return;
+    }
+    const end = bounds.end;
+    if (end !== null && compareBytes(bounds.start, end) >= 0) return;
+    let from = bounds.start;
+    let inclusive = true;
+    for (;;) {
+      const page = this.#tree.scan(from, inclusive, end, SCAN_PAGE_KEYS);
+      const count = page.length;
+      if (count === 0) return;
+      const indexes = this.#takePage(page);
+      for (const index of indexes) if (visit(index) === false) return;
+      if (count < SCAN_PAGE_KEYS) return;
+      from = indexes[indexes.length - 1]!.key;
+      inclusive = false;
+    }
+  }
+
+  /**
    * Starts the write transaction that will take revision
    * `currentRevision + 1`. Only one may be open at a time.
    */
@@ -253,7 +283,9 @@ export class MvccStore {
       for (const entry of index.entries) {
         if (entry.main > this.currentRevision) {
           throw new Error(
-            `mvcc check: key ${hex(index.key)} has revision ${entry.main} > current ${this.currentRevision}`,
+            `mvcc check: key ${
+              hex(index.key)
+            } has revision ${entry.main} > current ${this.currentRevision}`,
           );
         }
         if (prev) {
@@ -262,25 +294,33 @@ export class MvccStore {
             (entry.main === prev.main && entry.sub <= prev.sub)
           ) {
             throw new Error(
-              `mvcc check: key ${hex(index.key)} revisions out of order: ${entry.main}.${entry.sub} after ${prev.main}.${prev.sub}`,
+              `mvcc check: key ${
+                hex(index.key)
+              } revisions out of order: ${entry.main}.${entry.sub} after ${prev.main}.${prev.sub}`,
             );
           }
           if (entry.value !== null && prev.value !== null) {
             if (entry.version !== prev.version + 1) {
               throw new Error(
-                `mvcc check: key ${hex(index.key)} version ${entry.version} after ${prev.version}`,
+                `mvcc check: key ${
+                  hex(index.key)
+                } version ${entry.version} after ${prev.version}`,
               );
             }
             if (entry.createRevision !== prev.createRevision) {
               throw new Error(
-                `mvcc check: key ${hex(index.key)} create revision changed inside a generation`,
+                `mvcc check: key ${
+                  hex(index.key)
+                } create revision changed inside a generation`,
               );
             }
           }
           if (entry.value !== null && prev.value === null) {
             if (entry.version !== 1 || entry.createRevision !== entry.main) {
               throw new Error(
-                `mvcc check: key ${hex(index.key)} generation at ${entry.main} does not start at version 1`,
+                `mvcc check: key ${
+                  hex(index.key)
+                } generation at ${entry.main} does not start at version 1`,
               );
             }
           }
@@ -314,6 +354,24 @@ export class MvccStore {
       if (page.length < SCAN_PAGE_KEYS) return;
       inclusive = false;
     }
+  }
+
+  /**
+   * Up to `maxKeys` key indexes in key order, starting at `from` (or after
+   * it, when not `inclusive`): paged iteration that can pause between pages
+   * (snapshots, hashing). The indexes are live: read them before yielding.
+   */
+  keyPage(from: Uint8Array, inclusive: boolean, maxKeys: number): KeyIndex[] {
+    const out: KeyIndex[] = [];
+    while (out.length < maxKeys) {
+      const want = Math.min(SCAN_PAGE_KEYS, maxKeys - out.length);
+      const page = this.#takePage(this.#tree.scan(from, inclusive, null, want));
+      for (const index of page) out.push(index);
+      if (page.length < want) break;
+      from = page[page.length - 1]!.key;
+      inclusive = false;
+    }
+    return out;
   }
 
   /** Memory held by the wasm tree. */
@@ -500,6 +558,9 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
 }
 
 function hex(bytes: Uint8Array): string {
-  return Array.from(bytes.subarray(0, 32), (b) => b.toString(16).padStart(2, "0"))
+  return Array.from(
+    bytes.subarray(0, 32),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
     .join("");
 }
