@@ -227,6 +227,7 @@ export class Store {
       logRevoke: (id) => this.#journal?.leaseRevoke?.(id) ?? Promise.resolve(),
       closed: () => this.#closed,
     });
+    if (durable && durable.leases.size > 0) this.#restoreLeases(durable.leases);
     // Recovery leaves the replayed compaction to the background steps.
     if (this.#mvcc.compacting) this.#scheduleCompaction();
   }
@@ -843,6 +844,32 @@ export class Store {
   /** Whether a lease exists. */
   leaseExists(id: bigint): boolean {
     return this.#leases.exists(id);
+  }
+
+  /**
+   * Brings back the leases of a durable store and their attachments (from
+   * the lease IDs the live keys carry). Deadlines are wall-clock, so a lease
+   * whose deadline passed while the store was closed expires at once, and
+   * the others expire on time — unlike etcd 3.4, which restarts every
+   * lease's full TTL.
+   */
+  #restoreLeases(
+    leases: ReadonlyMap<bigint, { ttlSeconds: number; deadlineMs: number }>,
+  ): void {
+    const lessor = this.#leases.lessor;
+    for (const [id, lease] of leases) {
+      lessor.add(id, lease.ttlSeconds, lease.deadlineMs);
+    }
+    this.#mvcc.forEachVisible(
+      { start: new Uint8Array(0), end: null },
+      this.#mvcc.currentRevision,
+      ({ index, entry }) => {
+        if (entry.lease !== 0n) {
+          this.#leases.restoreAttachment(entry.lease, index.key);
+        }
+      },
+    );
+    this.#leases.schedule();
   }
 
   #guard<T>(run: () => Promise<T>): Promise<T> {

@@ -46,7 +46,11 @@ import {
 } from "./wal.ts";
 import { WasmWalEncoder } from "../wasm/wal.ts";
 import { isSkippable, type WalEncoder, type WalRecord } from "./wal_codec.ts";
-import { DEFAULT_SNAPSHOT_COUNT, segmentPreamble } from "./journal.ts";
+import {
+  DEFAULT_SNAPSHOT_COUNT,
+  type DurableLease,
+  segmentPreamble,
+} from "./journal.ts";
 
 /** How the durable store syncs: every batch, or never (unsafe, for tests). */
 export type Durability = "fsync" | "none";
@@ -89,6 +93,8 @@ export interface OpenDataDir {
   mvcc: MvccStore;
   /** The journal to hand to the store. */
   journal: WalJournal;
+  /** Live leases as recovered (ID → TTL and wall-clock deadline). */
+  leases: ReadonlyMap<bigint, DurableLease>;
   /** Identity and this open's term. */
   meta: Meta;
   /** What recovery did. */
@@ -166,7 +172,11 @@ export async function openDataDir(
         encoder: o.encoder,
         preamble: () =>
           holder.journal?.preamble() ??
-            segmentPreamble(meta, recovered.mvcc.compactRevision),
+            segmentPreamble(
+              meta,
+              recovered.mvcc.compactRevision,
+              recovered.leases,
+            ),
       },
     );
     const journal = new WalJournal({
@@ -180,6 +190,7 @@ export async function openDataDir(
       sync: o.sync,
       snapshotCount: o.snapshotCount,
       snapshotRevision: recovered.snapshot?.revision ?? 0,
+      leases: recovered.leases,
     });
     holder.journal = journal;
     const durationMs = performance.now() - started;
@@ -188,6 +199,7 @@ export async function openDataDir(
     );
     return {
       mvcc: recovered.mvcc,
+      leases: recovered.leases,
       journal,
       meta,
       report: {
@@ -265,8 +277,25 @@ async function recover(
     let current = base;
     let compact = compactRevision;
     let replayed = 0;
+    // Leases are not tied to revisions: every lease record of the segments
+    // read applies in log order (each segment starts with every live lease).
+    const leases = new Map<bigint, DurableLease>();
     const apply = (record: WalRecord) => {
       switch (record.kind) {
+        case "leaseGrant":
+          leases.set(record.id, {
+            ttlSeconds: record.ttlSeconds,
+            deadlineMs: record.deadlineMs,
+          });
+          return;
+        case "leaseCheckpoint": {
+          const lease = leases.get(record.id);
+          if (lease) lease.deadlineMs = record.deadlineMs;
+          return;
+        }
+        case "leaseRevoke":
+          leases.delete(record.id);
+          return;
         case "write": {
           if (record.revision <= base) return;
           if (record.revision !== current + 1) {
@@ -318,6 +347,7 @@ async function recover(
     mvcc.restoreRevisions(current, compact);
     return {
       mvcc,
+      leases,
       snapshot,
       skipped,
       replayed,

@@ -76,6 +76,7 @@ export class StorageFailedError extends Error {
 export function segmentPreamble(
   meta: Meta,
   compactRevision: number,
+  leases: ReadonlyMap<bigint, DurableLease> = new Map(),
 ): WalRecord[] {
   const records: WalRecord[] = [{
     kind: "metadata",
@@ -86,7 +87,18 @@ export function segmentPreamble(
   if (compactRevision >= 0) {
     records.push({ kind: "compact", revision: compactRevision });
   }
+  for (const [id, lease] of leases) {
+    records.push({ kind: "leaseGrant", id, ...lease });
+  }
   return records;
+}
+
+/** A lease as the WAL keeps it. */
+export interface DurableLease {
+  /** Granted TTL in seconds. */
+  ttlSeconds: number;
+  /** Wall-clock deadline in ms. */
+  deadlineMs: number;
 }
 
 /** What the journal needs. */
@@ -111,6 +123,8 @@ export interface JournalOptions {
   snapshotCount: number;
   /** Newest snapshot revision on disk (0 when none). */
   snapshotRevision: number;
+  /** Live leases after recovery (the journal keeps them for segment preambles). */
+  leases?: Map<bigint, DurableLease>;
 }
 
 interface Waiter {
@@ -146,6 +160,8 @@ export class WalJournal {
   #entriesSinceSnapshot = 0;
   #snapshotRevision: number;
   #loggedCompactRevision = -1;
+  /** Live leases as logged, repeated at the start of every segment. */
+  readonly #leases: Map<bigint, DurableLease>;
   readonly stats: JournalStats = {
     batches: 0,
     records: 0,
@@ -158,11 +174,16 @@ export class WalJournal {
     this.#o = options;
     this.#snapshotRevision = options.snapshotRevision;
     this.#loggedCompactRevision = options.mvcc.compactRevision;
+    this.#leases = new Map(options.leases ?? []);
   }
 
   /** Records written at the start of every new segment. */
   preamble(): WalRecord[] {
-    return segmentPreamble(this.#o.meta, this.#loggedCompactRevision);
+    return segmentPreamble(
+      this.#o.meta,
+      this.#loggedCompactRevision,
+      this.#leases,
+    );
   }
 
   /** While true, the store pauses incremental compaction (a snapshot reads history). */
@@ -187,6 +208,29 @@ export class WalJournal {
       this.#loggedCompactRevision = revision;
     }
     return this.#append({ kind: "compact", revision });
+  }
+
+  /** Records a lease grant; resolves once durable. */
+  leaseGrant(
+    id: bigint,
+    ttlSeconds: number,
+    deadlineMs: number,
+  ): Promise<void> {
+    this.#leases.set(id, { ttlSeconds, deadlineMs });
+    return this.#append({ kind: "leaseGrant", id, ttlSeconds, deadlineMs });
+  }
+
+  /** Records a lease's new deadline (keep-alive); resolves once durable. */
+  leaseRenew(id: bigint, deadlineMs: number): Promise<void> {
+    const lease = this.#leases.get(id);
+    if (lease) lease.deadlineMs = deadlineMs;
+    return this.#append({ kind: "leaseCheckpoint", id, deadlineMs });
+  }
+
+  /** Records that a lease is gone; resolves once durable. */
+  leaseRevoke(id: bigint): Promise<void> {
+    this.#leases.delete(id);
+    return this.#append({ kind: "leaseRevoke", id });
   }
 
   /** Appends any record (the lessor's records of issue 4 come this way). */

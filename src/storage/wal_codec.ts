@@ -49,6 +49,11 @@
  *   u64 lease, u32 key length, u32 value length, key, value.
  * - compact (4): u64 revision.
  * - snapshot (5): u64 revision (a snapshot at this revision was started here).
+ * - lease grant (16): u64 lease id, u64 TTL seconds, u64 deadline (wall-clock
+ *   ms). Also written for every live lease at the start of each segment, so
+ *   no segment depends on older ones for its leases.
+ * - lease revoke (17): u64 lease id (its keys' deletion is an earlier write).
+ * - lease checkpoint (18): u64 lease id, u64 new deadline (keep-alive).
  *
  * @module
  */
@@ -76,11 +81,11 @@ export const RecordType = {
   write: 3,
   compact: 4,
   snapshot: 5,
-  /** Reserved for issue 4. */
+  /** A lease and its deadline. */
   leaseGrant: 16,
-  /** Reserved for issue 4. */
+  /** A lease is gone. */
   leaseRevoke: 17,
-  /** Reserved for issue 4. */
+  /** A lease's new deadline (keep-alive). */
   leaseCheckpoint: 18,
 } as const;
 /** Bit of the type byte: unknown types with it set may be skipped. */
@@ -106,6 +111,14 @@ export type WalRecord =
   | { kind: "write"; revision: number; changes: readonly WalChange[] }
   | { kind: "compact"; revision: number }
   | { kind: "snapshot"; revision: number }
+  | {
+    kind: "leaseGrant";
+    id: bigint;
+    ttlSeconds: number;
+    deadlineMs: number;
+  }
+  | { kind: "leaseCheckpoint"; id: bigint; deadlineMs: number }
+  | { kind: "leaseRevoke"; id: bigint }
   | { kind: "opaque"; type: number; payload: Uint8Array };
 
 /** Encodes batches of records into frames. */
@@ -137,7 +150,12 @@ export function payloadBytes(record: WalRecord): number {
       return 24;
     case "compact":
     case "snapshot":
+    case "leaseRevoke":
       return 8;
+    case "leaseCheckpoint":
+      return 16;
+    case "leaseGrant":
+      return 24;
     case "opaque":
       return record.payload.length;
     case "write": {
@@ -258,6 +276,18 @@ function writePayload(
     case "compact":
     case "snapshot":
       setU64(view, at, record.revision);
+      return;
+    case "leaseGrant":
+      setId(view, at, record.id);
+      setU64(view, at + 8, record.ttlSeconds);
+      setU64(view, at + 16, record.deadlineMs);
+      return;
+    case "leaseCheckpoint":
+      setId(view, at, record.id);
+      setU64(view, at + 8, record.deadlineMs);
+      return;
+    case "leaseRevoke":
+      setId(view, at, record.id);
       return;
     case "opaque":
       buf.set(record.payload, at);
@@ -458,6 +488,24 @@ export function decodeRecord(
     case RecordType.snapshot:
       need(8);
       return { kind: "snapshot", revision: getU64(view, at) };
+    case RecordType.leaseGrant:
+      need(24);
+      return {
+        kind: "leaseGrant",
+        id: getId(view, at),
+        ttlSeconds: getU64(view, at + 8),
+        deadlineMs: getU64(view, at + 16),
+      };
+    case RecordType.leaseCheckpoint:
+      need(16);
+      return {
+        kind: "leaseCheckpoint",
+        id: getId(view, at),
+        deadlineMs: getU64(view, at + 8),
+      };
+    case RecordType.leaseRevoke:
+      need(8);
+      return { kind: "leaseRevoke", id: getId(view, at) };
     case RecordType.write: {
       need(16);
       const revision = getU64(view, at);
