@@ -23,9 +23,15 @@ import {
   type RangeOptions,
   type RangeResponse,
   type ResponseHeader,
-  toBytes,
 } from "./mvcc/kv.ts";
-import { type Change, MvccStore, type WriteTxn } from "./mvcc/kv_store.ts";
+import {
+  type Change,
+  COMPACT_STEP_KEYS,
+  COMPACT_STEP_MS,
+  MvccStore,
+  type WriteTxn,
+} from "./mvcc/kv_store.ts";
+import { ByteSlab, ScratchEncoder } from "./mvcc/byte_slab.ts";
 import { rangeKeys, toKeyValue } from "./mvcc/range.ts";
 import { CompactedError, errors } from "./mvcc/errors.ts";
 import { resolveBounds } from "./mvcc/key_bounds.ts";
@@ -173,6 +179,8 @@ export interface ScanOptions extends KeySelector {
  */
 export class Store {
   readonly #mvcc: MvccStore;
+  readonly #keyScratch = new ScratchEncoder();
+  readonly #valueSlab = new ByteSlab();
   readonly #maxRequestBytes: number;
   readonly #quotaBackendBytes: number;
   #alarmNoSpace = false;
@@ -334,13 +342,17 @@ export class Store {
         throw new CompactedError(this.#mvcc.compactRevision);
       }
       const page: KeyValue[] = [];
+      // The position comes from the engine's own key bytes: the yielded
+      // copies belong to the caller, who may change them.
+      let last: Uint8Array | undefined;
       this.#mvcc.forEachVisible(cursor, atRev, ({ index, entry }) => {
         page.push(toKeyValue(index.key, entry, keysOnly));
+        last = index.key;
         return page.length < pageKeys;
       }, reverse);
       for (const kv of page) yield kv;
       if (page.length < pageKeys || cursor.end === undefined) return;
-      const last = page[page.length - 1]!.key;
+      if (last === undefined) return;
       cursor = reverse
         ? { start: cursor.start, end: last }
         : { start: successor(last), end: cursor.end };
@@ -639,8 +651,15 @@ export class Store {
     value: Bytes,
     options: PutOptions,
   ): Change {
-    const keyBytes = toBytes(key);
-    let valueBytes = toBytes(value);
+    // The key is only looked at here (the engine copies a key it keeps), so
+    // a string key is encoded into a reused buffer; values go into the
+    // store's slabs (see byte_slab.ts).
+    const keyBytes = typeof key === "string"
+      ? this.#keyScratch.encode(key)
+      : key;
+    let valueBytes = typeof value === "string"
+      ? this.#valueSlab.encode(value)
+      : value;
     const lease = options.lease ?? 0n;
     if (keyBytes.length === 0) throw errors.emptyKey();
     if (options.ignoreValue && valueBytes.length !== 0) {
@@ -658,7 +677,9 @@ export class Store {
       if (options.ignoreLease) leaseToStore = current.lease;
     }
     // Copy what the caller gave: it may reuse its buffer after the call.
-    const stored = valueBytes === value ? valueBytes.slice() : valueBytes;
+    const stored = valueBytes === value
+      ? this.#valueSlab.copy(valueBytes)
+      : valueBytes;
     return txn.put(keyBytes, stored, leaseToStore);
   }
 
@@ -899,11 +920,18 @@ export class Store {
       throw error;
     }
     const revision = txn.commit();
+    const changes = txn.changes;
+    if (changes.length === 0) return respond(this.#committedRevision);
     // Lease attachments follow the applied state at once, so that a
     // revocation right after sees every key it must delete.
-    if (txn.changes.length > 0) this.#leases.onChanges(txn.changes);
-    if (txn.changes.length > 0) await this.#commit(revision, txn.changes);
-    return respond(txn.changes.length > 0 ? revision : this.#committedRevision);
+    this.#leases.onChanges(changes);
+    if (this.#journal === undefined) {
+      // In memory: committed at once (no extra promise on this path).
+      this.#markCommitted(revision, changes);
+    } else {
+      await this.#commit(revision, changes);
+    }
+    return respond(revision);
   }
 
   /**
@@ -929,6 +957,15 @@ export class Store {
    */
   #markCommitted(revision: number, changes: readonly Change[]): void {
     if (revision <= this.#committedRevision) return;
+    if (
+      revision === this.#committedRevision + 1 &&
+      this.#pendingCommits.size === 0
+    ) {
+      // The usual case: the next revision, nothing waiting behind it.
+      this.#committedRevision = revision;
+      this.#watchHub.publish(revision, changes);
+      return;
+    }
     this.#pendingCommits.set(revision, changes);
     for (;;) {
       const next = this.#committedRevision + 1;
@@ -948,7 +985,7 @@ export class Store {
 
   #scheduleCompaction(): void {
     if (this.#compactTimer !== undefined || this.#closed) return;
-    // Each step is bounded (COMPACT_STEP_KEYS keys) and yields to the event
+    // Each step is bounded (COMPACT_STEP_KEYS keys, COMPACT_STEP_MS) and yields to the event
     // loop between steps, so compaction never stalls reads or writes long.
     const step = () => {
       this.#compactTimer = undefined;
@@ -958,7 +995,7 @@ export class Store {
         this.#compactTimer = setTimeout(step, COMPACTION_HELD_RETRY_MS);
         return;
       }
-      if (this.#mvcc.compactStep()) {
+      if (this.#mvcc.compactStep(COMPACT_STEP_KEYS, COMPACT_STEP_MS)) {
         for (const wake of this.#compactWaiters.splice(0)) wake();
         return;
       }
