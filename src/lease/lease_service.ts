@@ -11,7 +11,8 @@
 import { errors } from "../mvcc/errors.ts";
 import type { ResponseHeader } from "../mvcc/kv.ts";
 import type { Change } from "../mvcc/kv_store.ts";
-import { keyToLatin1, latin1ToKey, type Lease, type Lessor } from "./lessor.ts";
+import { compareBytes } from "../mvcc/kv_store.ts";
+import type { Lease, Lessor } from "./lessor.ts";
 
 /** Response of `grant` (etcd's `LeaseGrantResponse`). */
 export interface LeaseGrantResponse {
@@ -118,7 +119,7 @@ export class LeaseService {
   async revoke(id: bigint): Promise<LeaseRevokeResponse> {
     const lease = this.lessor.get(id);
     if (!lease) throw errors.leaseNotFound();
-    const keys = [...lease.keys].sort().map(latin1ToKey);
+    const keys = [...lease.keys].sort(compareBytes);
     // Remove first, so that puts racing the revocation fail with "lease not
     // found" instead of attaching to a lease that is going away.
     this.lessor.remove(id);
@@ -183,7 +184,9 @@ export class LeaseService {
       id,
       ttl: Math.floor(remaining / 1000),
       grantedTtl: lease.ttlSeconds,
-      keys: options.keys ? [...lease.keys].sort().map(latin1ToKey) : [],
+      keys: options.keys
+        ? [...lease.keys].sort(compareBytes).map((key) => key.slice())
+        : [],
     };
   }
 
@@ -209,15 +212,16 @@ export class LeaseService {
       const oldLease = prev?.lease ?? 0n;
       const newLease = entry.value === null ? 0n : entry.lease;
       if (oldLease === newLease) continue;
-      const name = keyToLatin1(key);
-      if (oldLease !== 0n) this.lessor.detach(oldLease, name);
-      if (newLease !== 0n) this.lessor.attach(newLease, name);
+      // `key` is the engine's own key bytes: the same object for as long
+      // as the key exists, so it identifies the key in the lease's set.
+      if (oldLease !== 0n) this.lessor.detach(oldLease, key);
+      if (newLease !== 0n) this.lessor.attach(newLease, key);
     }
   }
 
   /** Attaches a key when restoring state (no change event). */
   restoreAttachment(id: bigint, key: Uint8Array): void {
-    this.lessor.attach(id, keyToLatin1(key));
+    this.lessor.attach(id, key);
   }
 
   /**

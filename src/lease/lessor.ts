@@ -33,8 +33,11 @@ export interface Lease {
   ttlSeconds: number;
   /** When it expires, in clock milliseconds. */
   deadlineMs: number;
-  /** Attached keys (latin1 strings: one char per byte). */
-  readonly keys: Set<string>;
+  /**
+   * Attached keys, by identity: the engine's own key bytes (`KeyIndex.key`),
+   * which stay the same object for as long as the key exists.
+   */
+  readonly keys: Set<Uint8Array>;
 }
 
 interface HeapItem {
@@ -121,13 +124,13 @@ export class Lessor {
     this.#leases.delete(id);
   }
 
-  /** Attaches `key` (latin1) to lease `id`, if it exists. */
-  attach(id: bigint, key: string): void {
+  /** Attaches `key` (the engine's key bytes) to lease `id`, if it exists. */
+  attach(id: bigint, key: Uint8Array): void {
     this.#leases.get(id)?.keys.add(key);
   }
 
-  /** Detaches `key` (latin1) from lease `id`, if it exists. */
-  detach(id: bigint, key: string): void {
+  /** Detaches `key` (the engine's key bytes) from lease `id`, if it exists. */
+  detach(id: bigint, key: Uint8Array): void {
     this.#leases.get(id)?.keys.delete(key);
   }
 
@@ -242,20 +245,4 @@ export class Lessor {
 export function randomLeaseId(): bigint {
   const words = crypto.getRandomValues(new Uint32Array(2));
   return ((BigInt(words[0]! & 0x7fffffff) << 32n) | BigInt(words[1]!)) || 1n;
-}
-
-/** Bytes as a latin1 string (one char per byte): a lossless map key. */
-export function keyToLatin1(key: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < key.length; i += 4096) {
-    s += String.fromCharCode(...key.subarray(i, i + 4096));
-  }
-  return s;
-}
-
-/** The inverse of `keyToLatin1`. */
-export function latin1ToKey(text: string): Uint8Array {
-  const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-  return bytes;
 }
