@@ -1,0 +1,40 @@
+/**
+ * revkv's command line: etcdctl's commands, flags and output over an
+ * embedded store (`--data-dir`, default `./default.revkv`).
+ *
+ * ```sh
+ * deno run -A cli.ts put foo bar
+ * deno run -A cli.ts get foo -w json
+ * deno task ctl -- txn -i
+ * deno run -A cli.ts --data-dir=:memory: txn -i   # a throwaway store
+ * ```
+ *
+ * Remote mode (`--endpoints`) needs revkv's gRPC client, which comes with
+ * the server; until then it says so and exits 2.
+ *
+ * @module
+ */
+
+import { runCli } from "./src/cli/main.ts";
+
+export { runCli } from "./src/cli/main.ts";
+
+if (import.meta.main) {
+  const controller = new AbortController();
+  // Ctrl-C ends watch and keep-alive cleanly: they flush and exit 0.
+  const onSignal = () => controller.abort();
+  Deno.addSignalListener("SIGINT", onSignal);
+  let code: number;
+  try {
+    code = await runCli(Deno.args, {
+      stdout: Deno.stdout,
+      stderr: Deno.stderr,
+      stdin: Deno.stdin.readable,
+      env: Deno.env.toObject(),
+      signal: controller.signal,
+    });
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+  }
+  Deno.exit(code);
+}

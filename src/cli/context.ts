@@ -1,0 +1,237 @@
+/**
+ * What a running command sees: its arguments and flags, the output, stdin,
+ * and — once its arguments are validated — the store and the printer (in
+ * that order, as etcdctl validates arguments before it creates its client
+ * and the output format when it does).
+ *
+ * @module
+ */
+
+import { open, type Store } from "../../mod.ts";
+import { CliExit, EXIT_BAD_CONNECTION, EXIT_BAD_FEATURE } from "./errors.ts";
+import type { FlagValue } from "./flags.ts";
+import { concatBytes } from "./go_format.ts";
+import { Output, type OutputFormat, Printer } from "./printers.ts";
+
+/** Something bytes can be written to (`Deno.stdout` is one). */
+export interface CliWriter {
+  /** Writes some of `p`; returns how many bytes were written. */
+  write(p: Uint8Array): Promise<number> | number;
+}
+
+/** The process around the CLI: streams, environment, and optionally a store. */
+export interface CliIO {
+  /** Standard output. */
+  stdout: CliWriter;
+  /** Standard error. */
+  stderr: CliWriter;
+  /** Standard input (absent: empty). */
+  stdin?: ReadableStream<Uint8Array>;
+  /** Use this store instead of opening `--data-dir` (tests: one in-memory store). */
+  store?: Store;
+  /** Environment (`ETCDCTL_*` flags); absent: none. */
+  env?: Record<string, string>;
+  /** Aborted on Ctrl-C: ends `watch` and `lease keep-alive` cleanly. */
+  signal?: AbortSignal;
+}
+
+/** The default data dir of embedded mode. */
+export const DEFAULT_DATA_DIR = "default.revkv";
+/** The `--data-dir` value that opens a fresh in-memory store. */
+export const MEMORY_DATA_DIR = ":memory:";
+
+/** Writes every byte of `data`. */
+export async function writeAll(w: CliWriter, data: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < data.length) {
+    offset += await w.write(data.subarray(offset));
+  }
+}
+
+/** Reads lines from a stream as Go's `bufio.Reader.ReadString('\n')`. */
+export class LineReader {
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  #buffer: Uint8Array = new Uint8Array(0);
+  #eof = false;
+
+  constructor(stream: ReadableStream<Uint8Array> | undefined) {
+    this.#reader = stream?.getReader();
+  }
+
+  /** The next line with its `\n`, or `{ partial, eof: true }` at the end. */
+  async readLine(): Promise<{ line: Uint8Array; eof: boolean }> {
+    for (;;) {
+      const nl = this.#buffer.indexOf(0x0a);
+      if (nl >= 0) {
+        const line = this.#buffer.slice(0, nl + 1);
+        this.#buffer = this.#buffer.slice(nl + 1);
+        return { line, eof: false };
+      }
+      if (this.#eof || !this.#reader) {
+        const line = this.#buffer;
+        this.#buffer = new Uint8Array(0);
+        return { line, eof: true };
+      }
+      const { value, done } = await this.#reader.read();
+      if (done) this.#eof = true;
+      else this.#buffer = concatBytes([this.#buffer, value]);
+    }
+  }
+
+  /** Everything left. */
+  async readAll(): Promise<Uint8Array> {
+    const chunks: Uint8Array[] = [this.#buffer];
+    this.#buffer = new Uint8Array(0);
+    while (this.#reader && !this.#eof) {
+      const { value, done } = await this.#reader.read();
+      if (done) this.#eof = true;
+      else chunks.push(value);
+    }
+    return concatBytes(chunks);
+  }
+
+  /** Lets go of the stream. */
+  release(): void {
+    try {
+      this.#reader?.releaseLock();
+    } catch {
+      // A pending read holds it; the process is ending anyway.
+    }
+  }
+}
+
+/** Positional arguments and flag values, with typed accessors. */
+export class FlagView {
+  constructor(
+    /** Positional arguments. */
+    readonly args: string[],
+    /** Flag values by long name (only the flags that were given). */
+    readonly flags: Map<string, FlagValue>,
+  ) {}
+
+  /** A boolean flag. */
+  bool(name: string): boolean {
+    return (this.flags.get(name) as boolean | undefined) ?? false;
+  }
+
+  /** A string flag (its default when not set). */
+  string(name: string, defValue = ""): string {
+    return (this.flags.get(name) as string | undefined) ?? defValue;
+  }
+
+  /** An int64 flag. */
+  int(name: string): bigint {
+    return (this.flags.get(name) as bigint | undefined) ?? 0n;
+  }
+
+  /** Whether the flag was given. */
+  has(name: string): boolean {
+    return this.flags.has(name);
+  }
+}
+
+/** A command's view of its invocation. */
+export class CommandContext extends FlagView {
+  /** What the command prints on stdout (flushed by `runCli`). */
+  readonly out = new Output();
+  /** Standard input, line by line. */
+  readonly stdin: LineReader;
+  #printer: Printer | undefined;
+  #store: Store | undefined;
+  #ownStore = false;
+
+  constructor(
+    args: string[],
+    /** Positional arguments before `--` (-1: no `--`). */
+    readonly argsLenAtDash: number,
+    flags: Map<string, FlagValue>,
+    readonly io: CliIO,
+    /** Flushes `out` to stdout now (for streaming commands). */
+    readonly flush: () => Promise<void>,
+  ) {
+    super(args, flags);
+    this.stdin = new LineReader(io.stdin);
+  }
+
+  /**
+   * The printer for `--write-out` and `--hex`.
+   * @throws CliExit 4 `unsupported output format` for an unknown format.
+   */
+  printer(): Printer {
+    if (this.#printer) return this.#printer;
+    const format = this.string("write-out", "simple");
+    if (!["simple", "json", "fields", "table", "protobuf"].includes(format)) {
+      throw new CliExit(EXIT_BAD_FEATURE, "unsupported output format");
+    }
+    this.#printer = new Printer(format as OutputFormat, this.out, {
+      hex: this.bool("hex"),
+    });
+    return this.#printer;
+  }
+
+  /**
+   * The store: the one given in `io`, or the data dir opened in embedded
+   * mode. Validates the output format first, as etcdctl does when it
+   * creates its client.
+   * @throws CliExit 2 when the store cannot be opened, or in remote mode.
+   */
+  async store(): Promise<Store> {
+    this.printer();
+    if (this.#store) return this.#store;
+    if (this.io.store) return this.#store = this.io.store;
+    if (this.has("endpoints")) {
+      const endpoints = (this.flags.get("endpoints") as string[]).join(",");
+      throw new CliExit(
+        EXIT_BAD_CONNECTION,
+        `remote mode (--endpoints=${endpoints}) is not available yet: ` +
+          "revkv's gRPC client comes with the server; " +
+          "use --data-dir for an embedded store",
+      );
+    }
+    const dir = this.string("data-dir", DEFAULT_DATA_DIR);
+    try {
+      // `:memory:` is a fresh in-memory store for this one invocation
+      // (for trying commands out, and for terminal tests of `txn -i`).
+      this.#store = await (dir === MEMORY_DATA_DIR ? open() : open(dir));
+    } catch (error) {
+      // A running server holds the lock; the CLI can talk to it instead.
+      const hint = (error as Error).name === "LockedError"
+        ? "; if that process is a revkv server, use --endpoints with its " +
+          "client address (default 127.0.0.1:2379) instead of --data-dir"
+        : "";
+      throw new CliExit(
+        EXIT_BAD_CONNECTION,
+        `cannot open data dir ${JSON.stringify(dir)}: ${
+          (error as Error).message
+        }${hint}`,
+      );
+    }
+    this.#ownStore = true;
+    return this.#store;
+  }
+
+  /** etcdctl's `--command-timeout` in milliseconds (default 5 s). */
+  commandTimeoutMs(): number {
+    return (this.flags.get("command-timeout") as number | undefined) ?? 5_000;
+  }
+
+  /**
+   * What the endpoint commands call the store: the data dir in embedded
+   * mode, `embedded` for a store handed in by the caller.
+   */
+  endpointName(): string {
+    if (this.io.store) return "embedded";
+    return this.string("data-dir", DEFAULT_DATA_DIR) || DEFAULT_DATA_DIR;
+  }
+
+  /** Closes the store if this context opened it. */
+  async close(): Promise<void> {
+    this.stdin.release();
+    if (this.#ownStore) await this.#store?.close();
+  }
+}
+
+/** Reads all of stdin as bytes. */
+export function readAllStdin(ctx: CommandContext): Promise<Uint8Array> {
+  return ctx.stdin.readAll();
+}

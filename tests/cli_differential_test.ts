@@ -1,0 +1,760 @@
+/**
+ * The CLI against etcdctl: each scenario runs the same commands through
+ * real etcdctl on a fresh real etcd and through `runCli` on a fresh
+ * in-memory store, and compares stdout, stderr and exit codes after masking
+ * what legitimately differs (cluster/member IDs, raft term, lease IDs —
+ * mapped to `<lease#n>` in order of appearance — and etcdctl's client log
+ * lines).
+ *
+ * Lines only revkv prints in help (`--data-dir`, `--count-only`,
+ * `--progress-notify`: flags etcdctl 3.4 lacks) are dropped from ours.
+ */
+
+import { deepStrictEqual as assertEquals, equal } from "node:assert/strict";
+import { open, type Store } from "../mod.ts";
+import { runCli } from "../src/cli/main.ts";
+import { etcdIgnore, type EtcdOracle, startEtcd } from "./etcd_oracle.ts";
+
+interface Step {
+  /** Arguments; `$L1`, `$L2`… stand for the leases granted so far (hex). */
+  args: string[];
+  /** Text on stdin. */
+  stdin?: string;
+  /** Run only against the in-memory store (for a known durable-store bug). */
+  memoryOnly?: boolean;
+  /** Extra masking for this step (e.g. remaining TTLs). */
+  mask?: (text: string) => string;
+}
+
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** One side of the comparison: how it runs a step, and its lease IDs. */
+class Side {
+  readonly leases: bigint[] = [];
+  constructor(
+    readonly run: (args: string[], stdin?: string) => Promise<Outcome>,
+    /** What this side's endpoint commands call the store. */
+    readonly endpoint: string,
+    /** A file name of this side's own (`$FILE` in arguments). */
+    readonly file: string,
+  ) {}
+
+  substitute(args: string[]): string[] {
+    return args.map((a) =>
+      a.replaceAll("$FILE", this.file).replace(/\$L(\d+)/g, (_, n) => {
+        const id = this.leases[Number(n) - 1];
+        if (id === undefined) throw new Error(`no lease ${n} yet`);
+        return id.toString(16);
+      })
+    );
+  }
+
+  /** Learns granted lease IDs, then masks everything that may differ. */
+  normalize(out: Outcome, step: Step): Outcome {
+    for (const text of [out.stdout]) {
+      for (
+        const m of text.matchAll(
+          /lease ([0-9a-f]{16}) granted with TTL\(\d+s\)$/gm,
+        )
+      ) {
+        this.#learn(BigInt("0x" + m[1]));
+      }
+      if (step.args[0] === "lease" && step.args[1] === "grant") {
+        for (const m of text.matchAll(/"ID"\s?:\s?(\d+)/g)) {
+          this.#learn(BigInt(m[1]!));
+        }
+      }
+    }
+    const mask = (text: string) => {
+      let s = text.replaceAll(this.endpoint, "<endpoint>")
+        .replaceAll(this.file, "<file>")
+        .replace(/"(cluster_id|member_id|raft_term)":\d+/g, '"$1":X')
+        .replace(/"(ClusterID|MemberID|RaftTerm)" : \d+/g, '"$1" : X');
+      this.leases.forEach((id, i) => {
+        const hex = id.toString(16).padStart(16, "0");
+        s = s.replaceAll(hex, `<lease#${i + 1}>`)
+          .replaceAll(id.toString(16), `<lease#${i + 1}>`)
+          .replaceAll(id.toString(), `<lease#${i + 1}>`);
+      });
+      return step.mask ? step.mask(s) : s;
+    };
+    const stderr = out.stderr.split("\n")
+      .filter((line) => !line.startsWith('{"level":'))
+      .join("\n");
+    return { code: out.code, stdout: mask(out.stdout), stderr: mask(stderr) };
+  }
+
+  #learn(id: bigint): void {
+    if (!this.leases.includes(id)) this.leases.push(id);
+  }
+}
+
+const decoder = new TextDecoder();
+
+function collector(): { write(p: Uint8Array): number; text(): string } {
+  const chunks: Uint8Array[] = [];
+  return {
+    write(p: Uint8Array) {
+      chunks.push(p.slice());
+      return p.length;
+    },
+    text() {
+      let all = "";
+      for (const c of chunks) all += decoder.decode(c, { stream: true });
+      return all + decoder.decode();
+    },
+  };
+}
+
+function stdinStream(
+  text: string | undefined,
+): ReadableStream<Uint8Array> | undefined {
+  if (text === undefined) return undefined;
+  const bytes = new TextEncoder().encode(text);
+  return new ReadableStream({
+    start(controller) {
+      controller.enqueue(bytes);
+      controller.close();
+    },
+  });
+}
+
+/** Help lines for flags only revkv has. */
+const OURS_ONLY = /^\s+--(data-dir|count-only|progress-notify)\b.*\n/gm;
+
+/**
+ * Runs `steps` through etcdctl and through revkv twice: on one in-memory
+ * store shared by all steps, and in embedded mode on a fresh `--data-dir`
+ * that every step opens and closes (as separate CLI processes would).
+ */
+async function compareScenario(steps: Step[]): Promise<void> {
+  const etcd: EtcdOracle = await startEtcd();
+  const store = await open();
+  const dir = await Deno.makeTempDir({ prefix: "revkv_cli_diff_" });
+  try {
+    const theirs = new Side(
+      (args, stdin) => etcd.ctl(args, stdin),
+      etcd.endpoint,
+      `${dir}/etcd.snap`,
+    );
+    const ourSide = (
+      extra: string[],
+      endpoint: string,
+      file: string,
+      withStore?: Store,
+    ) =>
+      new Side(
+        async (args, stdin) => {
+          const stdout = collector();
+          const stderr = collector();
+          const code = await runCli([...extra, ...args], {
+            stdout,
+            stderr,
+            stdin: stdinStream(stdin),
+            store: withStore,
+          });
+          return {
+            code,
+            stdout: stdout.text().replace(OURS_ONLY, ""),
+            stderr: stderr.text(),
+          };
+        },
+        endpoint,
+        file,
+      );
+    const ours: [string, Side][] = [
+      ["revkv (memory)", ourSide([], "embedded", `${dir}/mem.snap`, store)],
+      [
+        "revkv (--data-dir)",
+        ourSide([`--data-dir=${dir}/data`], `${dir}/data`, `${dir}/dir.snap`),
+      ],
+    ];
+    const mismatches: string[] = [];
+    for (const step of steps) {
+      const a = theirs.normalize(
+        await theirs.run(theirs.substitute(step.args), step.stdin),
+        step,
+      );
+      for (const [name, side] of ours) {
+        if (step.memoryOnly && name !== "revkv (memory)") continue;
+        if (Deno.env.get("REVKV_DIFF_DEBUG")) {
+          console.error(name, step.args.join(" "));
+        }
+        const b = side.normalize(
+          await side.run(side.substitute(step.args), step.stdin),
+          step,
+        );
+        try {
+          assertEquals(b, a);
+        } catch {
+          mismatches.push(
+            `$ etcdctl ${step.args.join(" ")}\n--- etcdctl: ${
+              JSON.stringify(a, null, 1)
+            }\n--- ${name}: ${JSON.stringify(b, null, 1)}`,
+          );
+        }
+      }
+    }
+    store.check();
+    if (mismatches.length > 0) {
+      throw new Error(
+        `${mismatches.length} of ${
+          steps.length * ours.length
+        } runs differ:\n\n${mismatches.join("\n\n")}`,
+      );
+    }
+  } finally {
+    await store.close();
+    await etcd.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const ignore = etcdIgnore("CLI differential tests");
+const FORMATS = ["simple", "json", "fields", "table"];
+const each = (args: string[]): Step[] =>
+  FORMATS.map((w) => ({ args: [...args, "-w", w] }));
+
+Deno.test({
+  name: "cli put/get/del print as etcdctl in every format",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await compareScenario([
+      { args: ["get", "foo"] },
+      ...each(["get", "foo"]),
+      { args: ["put", "foo", "bar"] },
+      ...each(["put", "foo", "baz", "--prev-kv"]),
+      { args: ["put", "key12", "v12"] },
+      { args: ["put", "key2", "v2"] },
+      { args: ["put", "key1", "v1"] },
+      { args: ["put", "empty", ""] },
+      { args: ["put", "--", "dash", "-value"] },
+      { args: ["put", "quoted", 'say "hi"\t\u00e9\u0001'] },
+      ...each(["get", "key", "--prefix"]),
+      ...each(["get", "quoted"]),
+      ...each(["get", "empty"]),
+      { args: ["get", "key", "--prefix", "--hex"] },
+      { args: ["get", "key", "--prefix", "--keys-only"] },
+      { args: ["get", "key", "--prefix", "--keys-only", "-w", "json"] },
+      { args: ["get", "key", "--prefix", "--print-value-only"] },
+      { args: ["get", "key", "--prefix", "--print-value-only", "-w", "json"] },
+      { args: ["get", "key1", "key3"] },
+      { args: ["get", "key12", "--from-key"] },
+      { args: ["get", "", "--prefix", "--keys-only"] },
+      { args: ["get", "", "--from-key", "-w", "json"] },
+      { args: ["get", "key", "--prefix", "--limit", "2", "-w", "json"] },
+      { args: ["get", "key", "--prefix", "--limit=2", "-w", "fields"] },
+      { args: ["get", "key", "--prefix", "--order", "DESCEND"] },
+      {
+        args: ["get", "key", "--prefix", "--order=descend", "--sort-by=value"],
+      },
+      { args: ["get", "key", "--prefix", "--sort-by", "CREATE", "-w", "json"] },
+      {
+        args: [
+          "get",
+          "key",
+          "--prefix",
+          "--sort-by=modify",
+          "--order=DESCEND",
+          "--limit=1",
+          "-w",
+          "json",
+        ],
+      },
+      {
+        args: ["get", "key", "--prefix", "--sort-by=version", "--order=ASCEND"],
+      },
+      {
+        args: [
+          "get",
+          "key",
+          "--prefix",
+          "--sort-by=key",
+          "--order=ascend",
+          "-w",
+          "json",
+        ],
+      },
+      { args: ["get", "foo", "--rev=2"] },
+      { args: ["get", "foo", "--rev", "3", "-w", "json"] },
+      { args: ["get", "foo", "--rev=-1"] },
+      { args: ["get", "foo", "--rev=100"] },
+      { args: ["get", "foo", "--consistency=s"] },
+      { args: ["-w", "json", "get", "foo"] },
+      { args: ["--write-out=fields", "get", "foo"] },
+      { args: ["get", "-wjson", "foo"] },
+      { args: ["ge", "foo"] },
+      { args: ["put", "foo", "qux", "--prev-kv", "--hex"] },
+      ...each(["del", "nothing"]),
+      { args: ["del", "key1", "--prev-kv"] },
+      { args: ["del", "key", "--prefix", "--prev-kv", "-w", "json"] },
+      { args: ["put", "a", "1"] },
+      { args: ["put", "b", "2"] },
+      { args: ["put", "c", "3"] },
+      { args: ["del", "a", "c", "-w", "fields"] },
+      { args: ["del", "b", "--from-key", "--prev-kv"] },
+      { args: ["del", "", "--prefix", "-w", "json"] },
+      { args: ["get", "", "--prefix"] },
+      { args: ["put", "fromstdin"], stdin: "line1\nline2 \u00e9\n" },
+      { args: ["get", "fromstdin", "-w", "json"] },
+      { args: ["get", "fromstdin", "--hex", "-w", "fields"] },
+      { args: ["del", "fromstdin", "--prev-kv", "--hex"] },
+      { args: ["put", "k", "v", "--lease=0", "-w", "json"] },
+      { args: ["get", "k", "--keys-only", "--hex", "-w", "json"] },
+      { args: ["put", "foo", "x", "-w", "table"] },
+      { args: ["get", "foo"] },
+    ]);
+  },
+});
+
+Deno.test({
+  name: "cli argument and flag errors match etcdctl's messages and exit codes",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await compareScenario([
+      { args: ["put", "k", "v"] },
+      { args: ["put"] },
+      { args: ["put", "k"] },
+      { args: ["put", "k", "v", "--ignore-value"] },
+      { args: ["put", "k", "--ignore-value", "--prev-kv"] },
+      { args: ["put", "nokey", "--ignore-value"] },
+      { args: ["put", "k", "v", "--ignore-lease"] },
+      { args: ["put", "k", "v", "--lease=zz"] },
+      { args: ["put", "k", "v", "--lease=123"] },
+      { args: ["get"] },
+      { args: ["get", "k", "--prefix", "--from-key"] },
+      { args: ["get", "k", "z", "--prefix"] },
+      { args: ["get", "k", "--consistency=x"] },
+      { args: ["get", "k", "--order=x"] },
+      { args: ["get", "k", "--sort-by=x"] },
+      { args: ["get", "k", "--rev=abc"] },
+      { args: ["get", "k", "--limit"] },
+      { args: ["get", "k", "--bogus"] },
+      { args: ["get", "k", "-x"] },
+      { args: ["get", "k", "--print-value-only", "-w", "json"] },
+      { args: ["get", "k", "-w", "bogus"] },
+      { args: ["get", ""] },
+      { args: ["get", "k", "--dial-timeout=abc"] },
+      { args: ["del"] },
+      { args: ["del", "a", "b", "c"] },
+      { args: ["del", "a", "--prefix", "--from-key"] },
+      { args: ["del", "a", "b", "--prefix"] },
+      { args: ["bogus"] },
+      { args: ["gte", "foo"] },
+      { args: ["compaction"] },
+      { args: ["compaction", "abc"] },
+      { args: ["compaction", "100"] },
+      { args: ["put", "k", "v2"] },
+      { args: ["put", "k", "v3"] },
+      { args: ["compaction", "3"] },
+      { args: ["compaction", "3"] },
+      { args: ["compaction", "2"] },
+      // In memory only: on a durable store `compact(rev, { physical: true })`
+      // never resolves yet (store bug reported; the CLI gives up after
+      // --command-timeout with "context deadline exceeded").
+      { args: ["compaction", "4", "--physical"], memoryOnly: true },
+      { args: ["get", "k", "--rev=2"] },
+      { args: ["get", "k", "--rev=4", "-w", "json"] },
+      { args: ["get", "k", "-w", "json"] },
+      { args: ["version"] },
+      { args: ["get", "-h"] },
+      { args: ["put", "--help"] },
+      { args: ["help", "del"] },
+      { args: ["lease"] },
+      { args: ["lease", "grant", "-h"] },
+      { args: ["txn", "-h"] },
+      { args: ["watch", "-h"] },
+      { args: ["compaction", "-h"] },
+      { args: ["lease", "timetolive", "--help"] },
+    ]);
+  },
+});
+
+const TXN_BASIC =
+  'value("foo") = "bar"\n\nput a 1\nget c\ndel c --prev-kv\n\nget foo\nput foo 1 --prev-kv\n\n';
+
+Deno.test({
+  name: "cli txn reads etcdctl's grammar and prints its responses",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await compareScenario([
+      { args: ["put", "c", "3"] },
+      { args: ["txn"], stdin: TXN_BASIC },
+      { args: ["txn", "-w", "json"], stdin: TXN_BASIC },
+      { args: ["txn", "-w", "fields"], stdin: TXN_BASIC },
+      { args: ["put", "foo", "bar"] },
+      { args: ["put", "c", "3"] },
+      { args: ["txn", "-w", "json"], stdin: TXN_BASIC },
+      { args: ["put", "c", "3"] },
+      { args: ["txn", "-w", "fields"], stdin: TXN_BASIC },
+      {
+        args: ["txn", "-i"],
+        stdin: 'mod("foo") > "0"\nversion("foo") != "0"\n\nget foo\n\n\n',
+      },
+      {
+        args: ["txn"],
+        stdin: 'create("foo") < "1"\n\n\nget foo --keys-only\ndel nothing\n\n',
+      },
+      {
+        args: ["txn"],
+        stdin:
+          'ver("foo") = "1"\nc("foo") > "1"\nm("foo") < "100"\nval("foo") = "1"\n\nput x "hello world"\nput y \'single quoted\'\n\n\n',
+      },
+      { args: ["get", "x"] },
+      { args: ["get", "y"] },
+      { args: ["txn", "-w", "json"], stdin: "\nput t1 v\nput t2 v\n\n\n" },
+      { args: ["txn"], stdin: "\n\n\n" },
+      { args: ["txn", "-w", "table"], stdin: "\nput tab 1\n\n\n" },
+      { args: ["get", "tab"] },
+      // Errors: nothing is written.
+      { args: ["txn"], stdin: "qwe xyz\n" },
+      { args: ["txn"], stdin: 'version("foo") > "x"\n' },
+      { args: ["txn"], stdin: 'value("foo") = bar\n' },
+      { args: ["txn"], stdin: 'nope("foo") = "1"\n' },
+      { args: ["txn"], stdin: "\nqwe xyz\n" },
+      { args: ["txn"], stdin: "\nput onlykey\n" },
+      { args: ["txn"], stdin: "\nget\n" },
+      { args: ["txn"], stdin: "\nput k v --bogus\n\n\n" },
+      { args: ["txn"], stdin: "\nget k --prefix --from-key\n\n\n" },
+      { args: ["txn"], stdin: "\nput d 1\ndel d\n\n\n" },
+      { args: ["txn"], stdin: "\nput k v\n" },
+      { args: ["txn"], stdin: "" },
+      { args: ["txn", "extra"], stdin: "\n\n\n" },
+      { args: ["get", "", "--prefix", "-w", "json"] },
+    ]);
+  },
+});
+
+const maskTtl = (s: string) =>
+  s.replace(/remaining\(\d+s\)/g, "remaining(Ns)")
+    .replace(/"ttl":\d+/g, '"ttl":N')
+    .replace(/"TTL" : \d+/g, '"TTL" : N');
+
+Deno.test({
+  name: "cli lease commands print and take hex IDs as etcdctl",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await compareScenario([
+      { args: ["lease", "list"] },
+      { args: ["lease", "list", "-w", "json"] },
+      { args: ["lease", "grant", "1000"] },
+      { args: ["lease", "list"] },
+      { args: ["lease", "list", "-w", "json"] },
+      { args: ["lease", "list", "-w", "fields"] },
+      { args: ["lease", "grant", "600", "-w", "json"] },
+      { args: ["lease", "grant", "500", "-w", "fields"] },
+      { args: ["put", "k1", "v1", "--lease=$L1"] },
+      { args: ["put", "k2", "v2", "--lease", "$L1"] },
+      { args: ["get", "k1", "-w", "json"] },
+      { args: ["get", "k1", "-w", "fields"] },
+      {
+        args: ["put", "k1", "v1b", "--ignore-lease", "--prev-kv", "-w", "json"],
+      },
+      { args: ["put", "k1", "--ignore-value", "--lease=$L2", "-w", "json"] },
+      { args: ["lease", "timetolive", "$L1"], mask: maskTtl },
+      { args: ["lease", "timetolive", "$L1", "--keys"], mask: maskTtl },
+      {
+        args: ["lease", "timetolive", "$L1", "--keys", "-w", "json"],
+        mask: maskTtl,
+      },
+      {
+        args: ["lease", "timetolive", "$L1", "--keys", "-w", "fields"],
+        mask: maskTtl,
+      },
+      { args: ["lease", "keep-alive", "--once", "$L1"] },
+      { args: ["lease", "keep-alive", "--once", "$L1", "-w", "json"] },
+      { args: ["lease", "keep-alive", "--once", "$L1", "-w", "fields"] },
+      { args: ["lease", "revoke", "$L1", "-w", "json"] },
+      { args: ["get", "k", "--prefix"] },
+      { args: ["lease", "revoke", "$L1"] },
+      { args: ["lease", "timetolive", "$L1"] },
+      { args: ["lease", "timetolive", "$L1", "-w", "json"] },
+      { args: ["lease", "timetolive", "$L1", "--keys", "-w", "fields"] },
+      { args: ["lease", "keep-alive", "--once", "$L1"] },
+      { args: ["lease", "keep-alive", "$L1"] },
+      { args: ["lease", "revoke", "$L2"] },
+      { args: ["lease", "revoke", "$L3", "-w", "fields"] },
+      { args: ["put", "k3", "v", "--lease=$L1"] },
+      { args: ["lease", "grant"] },
+      { args: ["lease", "grant", "x"] },
+      { args: ["lease", "grant", "1", "-w", "table"] },
+      // A TTL below etcd's minimum is raised to 2 s.
+      { args: ["lease", "grant", "0"] },
+      { args: ["lease", "revoke"] },
+      { args: ["lease", "revoke", "zz"] },
+      { args: ["lease", "timetolive"] },
+      { args: ["lease", "keep-alive", "xyz"] },
+      { args: ["lease", "bogus"] },
+      { args: ["get", "", "--prefix", "-w", "json"] },
+    ]);
+  },
+});
+
+Deno.test({
+  name: "cli edge cases of ranges, compaction and txn match etcdctl",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await compareScenario([
+      { args: ["put", "a", "1"] },
+      { args: ["put", "b", "2"] },
+      { args: ["put", "a", "3"] },
+      { args: ["del", "b"] },
+      { args: ["put", "b", "4"] },
+      { args: ["get", "a", "--rev=2", "-w", "json"] },
+      { args: ["get", "b", "--rev=4", "-w", "json"] },
+      { args: ["get", "b", "a", "-w", "json"] },
+      { args: ["get", "a", "a", "-w", "json"] },
+      { args: ["del", "b", "a", "-w", "json"] },
+      { args: ["get", "a", "--limit=-1", "-w", "json"] },
+      {
+        args: [
+          "get",
+          "",
+          "--from-key",
+          "--sort-by=value",
+          "--limit=1",
+          "-w",
+          "json",
+        ],
+      },
+      {
+        args: [
+          "get",
+          "",
+          "--from-key",
+          "--sort-by=version",
+          "--order=descend",
+          "-w",
+          "json",
+        ],
+      },
+      { args: ["compaction", "0"] },
+      { args: ["compaction", "3"] },
+      { args: ["get", "a", "--rev=2"] },
+      { args: ["get", "a", "--rev=3", "-w", "json"] },
+      { args: ["txn"], stdin: 'mod("a") = "4"\n\nget a --rev=2\n\n\n' },
+      {
+        args: ["txn", "-w", "json"],
+        stdin:
+          'create("a") = "2"\nversion("b") = "1"\n\nget a --rev=3\nput c 5\n\n\n',
+      },
+      { args: ["txn"], stdin: "\nput d 1 --lease=abc\n\n\n" },
+      { args: ["txn"], stdin: "\nput nokey --ignore-value\n\n\n" },
+      { args: ["txn"], stdin: "\nget a --rev=100\n\n\n" },
+      {
+        args: ["txn", "-w", "json"],
+        stdin: "\ndel a --prev-kv\nget a\nput a 9 --prev-kv\n\n\n",
+      },
+      { args: ["txn", "-w", "json"], stdin: "\nget a\ndel zz\nget a\n\n\n" },
+      { args: ["put", "a", "--ignore-lease", "10", "-w", "json"] },
+      { args: ["get", "", "--prefix", "-w", "json"] },
+    ]);
+  },
+});
+
+/** How long a watch may take to print what it is waiting for. */
+const WATCH_MS_MAX = 10_000;
+
+async function until(done: () => boolean): Promise<void> {
+  const deadline = Date.now() + WATCH_MS_MAX;
+  while (!done() && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/**
+ * Runs `etcdctl watch <args>` and `runCli(["watch", ...args])` while
+ * `writes` are applied on each side (after `delayMs`), stops both once
+ * their output contains `sentinel`, and compares the outputs.
+ */
+async function compareWatch(
+  etcd: EtcdOracle,
+  store: Store,
+  args: string[],
+  writes: string[][],
+  sentinel: string,
+  delayMs: number,
+): Promise<void> {
+  const decoderStream = new TextDecoder();
+  const child = new Deno.Command("etcdctl", {
+    args: [`--endpoints=${etcd.endpoint}`, "watch", ...args],
+    env: { ETCDCTL_API: "3" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  let theirs = "";
+  const reading = (async () => {
+    for await (const chunk of child.stdout) {
+      theirs += decoderStream.decode(chunk, { stream: true });
+    }
+  })();
+  try {
+    await new Promise((r) => setTimeout(r, delayMs));
+    for (const w of writes) await etcd.ctl(w);
+    await until(() => theirs.includes(sentinel));
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+    await reading;
+  }
+
+  const controller = new AbortController();
+  let ours = "";
+  const running = runCli(["watch", ...args], {
+    stdout: {
+      write: (p) => (ours += decoder.decode(p), p.length),
+    },
+    stderr: { write: (p) => p.length },
+    store,
+    signal: controller.signal,
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  const sink = { write: (p: Uint8Array) => p.length };
+  for (const w of writes) {
+    await runCli(w, { stdout: sink, stderr: sink, store });
+  }
+  await until(() => ours.includes(sentinel));
+  controller.abort();
+  equal(await running, 0);
+  const mask = (s: string) =>
+    s.replace(/"(cluster_id|member_id|raft_term)":\d+/g, '"$1":X')
+      .replace(/"(ClusterID|MemberID|RaftTerm)" : \d+/g, '"$1" : X');
+  equal(mask(ours), mask(theirs), `watch ${args.join(" ")}`);
+}
+
+Deno.test({
+  name: "cli watch prints history and live events as etcdctl",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const etcd = await startEtcd();
+    const store = await open();
+    const sink = { write: (p: Uint8Array) => p.length };
+    try {
+      const history = [
+        ["put", "w/a", "1"],
+        ["put", "w/b", "2"],
+        ["put", "w/a", "3"],
+        ["del", "w/b"],
+        ["put", "other", "x"],
+        ["put", "w/end", "."],
+      ];
+      for (const w of history) {
+        await etcd.ctl(w);
+        await runCli(w, { stdout: sink, stderr: sink, store });
+      }
+      // History replays: one merged response, as etcd sends it.
+      await compareWatch(
+        etcd,
+        store,
+        ["w/", "--prefix", "--rev=1"],
+        [],
+        "w/end",
+        0,
+      );
+      await compareWatch(
+        etcd,
+        store,
+        ["w/", "--prefix", "--rev=2", "--prev-kv", "-w", "json"],
+        [],
+        "dy9lbmQ=",
+        0,
+      );
+      await compareWatch(
+        etcd,
+        store,
+        ["w/a", "w/z", "--rev=3", "-w", "fields"],
+        [],
+        '"w/end"',
+        0,
+      );
+      // Live events: one response per revision.
+      await compareWatch(
+        etcd,
+        store,
+        ["live", "--prev-kv", "-w", "json"],
+        [["put", "live", "1"], ["put", "live", "2"], ["del", "live"], [
+          "put",
+          "live",
+          "end",
+        ]],
+        "ZW5k",
+        1_000,
+      );
+      await compareWatch(
+        etcd,
+        store,
+        ["l", "--prefix", "--hex"],
+        [["put", "l1", "x"], ["del", "l1"], ["put", "lz", "end"]],
+        "\\x65\\x6e\\x64",
+        1_000,
+      );
+    } finally {
+      await store.close();
+      await etcd.stop();
+    }
+  },
+});
+
+/** Masks what differs between two stores by nature: hashes, sizes, indexes, durations. */
+const maskShape = (s: string) =>
+  s.replace(/\b[0-9a-f]{8,16}\b/g, "H")
+    .replace(/\d+(\.\d+)?\s?(ns|µs|ms|s|B|kB|MB)\b/g, "Q")
+    .replace(/-?\d+/g, "N");
+
+Deno.test({
+  name: "cli maintenance commands print in etcdctl's shapes",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await compareScenario([
+      { args: ["put", "a", "1"] },
+      { args: ["put", "b", "2"] },
+      { args: ["endpoint", "status"], mask: maskShape },
+      { args: ["endpoint", "status", "-w", "json"], mask: maskShape },
+      { args: ["endpoint", "status", "-w", "fields"], mask: maskShape },
+      { args: ["endpoint", "hashkv"], mask: maskShape },
+      { args: ["endpoint", "hashkv", "-w", "json"], mask: maskShape },
+      { args: ["endpoint", "hashkv", "-w", "fields"], mask: maskShape },
+      { args: ["endpoint", "hashkv", "--rev=100"] },
+      { args: ["endpoint", "health"], mask: maskShape },
+      { args: ["endpoint", "health", "-w", "json"], mask: maskShape },
+      { args: ["endpoint", "health", "-w", "fields"], mask: maskShape },
+      { args: ["alarm", "list"] },
+      { args: ["alarm", "list", "-w", "json"] },
+      { args: ["alarm", "disarm", "-w", "json"] },
+      { args: ["alarm", "list", "x"] },
+      { args: ["alarm", "list", "-w", "table"] },
+      { args: ["defrag"] },
+      { args: ["snapshot", "save"] },
+      { args: ["snapshot", "save", "$FILE"] },
+      { args: ["snapshot", "status", "$FILE"], mask: maskShape },
+      { args: ["snapshot", "status", "$FILE", "-w", "json"], mask: maskShape },
+      {
+        args: ["snapshot", "status", "$FILE", "-w", "fields"],
+        mask: maskShape,
+      },
+      { args: ["snapshot", "status", "nope.snap"] },
+      { args: ["snapshot", "status"] },
+      { args: ["snapshot", "restore"] },
+      { args: ["get", "", "--prefix"] },
+    ]);
+  },
+});
