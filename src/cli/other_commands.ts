@@ -30,6 +30,7 @@ import {
 import type { FlagSpec } from "./flags.ts";
 import { goQuote, hexUint, jsonString, utf8 } from "./go_format.ts";
 import { jsonHeader } from "./printers.ts";
+import { runCheckPerf } from "./check_perf.ts";
 import { goDuration, humanizeBytes, renderTable } from "./table.ts";
 
 function notYet(what: string): (ctx: CommandContext) => Promise<void> {
@@ -590,7 +591,7 @@ The items in the lists are hash, revision, total keys, total size.
             "Defragment storage after test is finished.",
           ),
         ],
-        run: notYet("check perf"),
+        run: runCheckPerf,
       }],
     },
     {
