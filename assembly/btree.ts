@@ -376,6 +376,20 @@ export function btreeGet(k: usize, klen: u32): i32 {
 
 /** Inserts or replaces; returns the previous handle or -1. */
 export function btreeSet(k: usize, klen: u32, handle: u32): i32 {
+  return upsert(k, klen, handle, true);
+}
+
+/**
+ * Inserts the key with `handle` when it is absent (returns -1), else leaves
+ * it alone and returns its handle: a lookup and an insert in one call, for
+ * the writer's "find or create the key" (one boundary crossing and one key
+ * copy instead of two).
+ */
+export function btreeGetOrSet(k: usize, klen: u32, handle: u32): i32 {
+  return upsert(k, klen, handle, false);
+}
+
+function upsert(k: usize, klen: u32, handle: u32, replace: bool): i32 {
   ensureRoot();
   const depth = descend(k, klen);
   const leaf = <usize> load<u32>(pathNodes + (<usize> depth << 2));
@@ -385,7 +399,7 @@ export function btreeSet(k: usize, klen: u32, handle: u32): i32 {
     const kb = keyAt(leaf, i);
     if (cmpKeys(kb + 4, kbLen(kb), k, klen, 0) == 0) {
       const old = valAt(leaf, i);
-      setVal(leaf, i, handle);
+      if (replace) setVal(leaf, i, handle);
       return <i32> old;
     }
   }

@@ -13,6 +13,7 @@ export {
   btreeCount,
   btreeDelete,
   btreeGet,
+  btreeGetOrSet,
   btreeNodes,
   btreeScan,
   btreeScanReverse,

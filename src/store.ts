@@ -6,23 +6,23 @@
  *
  * Durability, leases, watch and transactions are layered here later; the
  * write path already has the shape they need: apply to the engine, hand the
- * changes to `#commit`, resolve only after it.
+ * changes to the journal, resolve only after it.
  *
  * @module
  */
 
-import {
-  type Bytes,
-  type CompactResponse,
-  type DeleteOptions,
-  type DeleteResponse,
-  type KeySelector,
-  type KeyValue,
-  type PutOptions,
-  type PutResponse,
-  type RangeOptions,
-  type RangeResponse,
-  type ResponseHeader,
+import type {
+  Bytes,
+  CompactResponse,
+  DeleteOptions,
+  DeleteResponse,
+  KeySelector,
+  KeyValue,
+  PutOptions,
+  PutResponse,
+  RangeOptions,
+  RangeResponse,
+  ResponseHeader,
 } from "./mvcc/kv.ts";
 import {
   type Change,
@@ -485,14 +485,17 @@ export class Store {
     // The record joins the WAL batch in order after the writes it follows;
     // the response waits for it to be durable, like any write.
     const logged = this.#journal?.compact(revision) ?? Promise.resolve();
+    // Register for the end of the reclaiming before it can possibly end:
+    // the steps run on timers while the WAL record is being synced.
+    const reclaimed = options.physical
+      ? new Promise<void>((resolve) => this.#compactWaiters.push(resolve))
+      : Promise.resolve();
     this.#scheduleCompaction();
     const response = { header: this.header() };
-    return logged.then(() => {
-      if (!options.physical) return response;
-      return new Promise<CompactResponse>((resolve) => {
-        this.#compactWaiters.push(() => resolve(response));
-      });
-    }, (error) => this.#stop(error));
+    return logged.then(
+      () => reclaimed.then(() => response),
+      (error) => this.#stop(error),
+    );
   }
 
   /**
@@ -601,7 +604,15 @@ export class Store {
         this.#mvcc,
         revision,
         this.#mvcc.compactRevision,
-        { sync: true },
+        {
+          sync: true,
+          leases: new Map(
+            this.#leases.lessor.list().map((lease) => [lease.id, {
+              ttlSeconds: lease.ttlSeconds,
+              deadlineMs: lease.deadlineMs,
+            }]),
+          ),
+        },
       );
     } finally {
       this.#compactionHolds--;
@@ -925,29 +936,19 @@ export class Store {
     // Lease attachments follow the applied state at once, so that a
     // revocation right after sees every key it must delete.
     this.#leases.onChanges(changes);
-    if (this.#journal === undefined) {
-      // In memory: committed at once (no extra promise on this path).
-      this.#markCommitted(revision, changes);
-    } else {
-      await this.#commit(revision, changes);
-    }
-    return respond(revision);
-  }
-
-  /**
-   * Makes a write transaction's changes committed. In memory that is at once;
-   * the durable store resolves only after its WAL batch is synced.
-   */
-  async #commit(revision: number, changes: readonly Change[]): Promise<void> {
-    if (this.#journal !== undefined) {
+    // Committed: in memory at once; in a durable store only once its WAL
+    // batch is synced (awaited here, without an extra async layer).
+    const journal = this.#journal;
+    if (journal !== undefined) {
       if (this.#failure) throw this.#failure;
       try {
-        await this.#journal.write(revision, changes);
+        await journal.write(revision, changes);
       } catch (error) {
         this.#stop(error);
       }
     }
     this.#markCommitted(revision, changes);
+    return respond(revision);
   }
 
   /**

@@ -5,7 +5,7 @@
  * restart instead of getting its full TTL again.
  */
 import assert from "node:assert/strict";
-import { open } from "../mod.ts";
+import { open, restoreSnapshot } from "../mod.ts";
 import { withTempDir } from "./storage_helpers.ts";
 
 function manualClock(startMs = Date.now()) {
@@ -100,5 +100,36 @@ Deno.test("leases survive segment rolls and snapshots that remove old segments",
     await db.revoke(id);
     assert.equal((await db.get("leased")).count, 0);
     await db.close();
+  });
+});
+
+Deno.test("snapshot files carry leases: a restored store keeps them and their keys", async () => {
+  await withTempDir(async (dir) => {
+    const clock = manualClock();
+    const db = await open(dir + "/src", {
+      durability: "none",
+      clock: clock.now,
+    });
+    const { id } = await db.grant(300);
+    const gone = await db.grant(300);
+    await db.put("held", "v", { lease: id });
+    await db.revoke(gone.id);
+    await db.saveSnapshot(`${dir}/backup.snap`);
+    await db.close();
+
+    await restoreSnapshot(`${dir}/backup.snap`, `${dir}/restored`);
+    const restored = await open(`${dir}/restored`, {
+      durability: "none",
+      clock: clock.now,
+    });
+    assert.deepEqual((await restored.leases()).leases.map((l) => l.id), [id]);
+    const ttl = await restored.timeToLive(id, { keys: true });
+    assert.equal(ttl.grantedTtl, 300);
+    assert.deepEqual(ttl.keys.map((k) => new TextDecoder().decode(k)), [
+      "held",
+    ]);
+    await restored.revoke(id);
+    assert.equal((await restored.get("held")).count, 0);
+    await restored.close();
   });
 });

@@ -311,3 +311,17 @@ Deno.test("past the quota puts fail with etcd's error and an alarm, deletes work
     await db.close();
   }
 });
+
+Deno.test("a physical compaction of a durable store resolves once reclaimed", async () => {
+  await withTempDir(async (dir) => {
+    const db = await open(dir, { durability: "none" });
+    await db.put("k", "v1");
+    await db.put("k", "v2");
+    await db.put("k", "v3");
+    await db.compact(3, { physical: true });
+    assert.equal(db.compactRevision, 3);
+    assert.equal((await db.get("k", { revision: 3 })).kvs[0]!.valueText, "v2");
+    db.check();
+    await db.close();
+  });
+});

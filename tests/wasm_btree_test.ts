@@ -438,3 +438,19 @@ Deno.test("BTreeIndex instances are independent", () => {
   assert.equal(b.size, 0);
   assert.throws(() => a.get("x" as unknown as Uint8Array), TypeError);
 });
+
+Deno.test("BTreeIndex getOrSet inserts a missing key and leaves a present one alone", () => {
+  const index = new BTreeIndex();
+  assert.equal(index.getOrSet(k("b"), 2), -1);
+  assert.equal(index.getOrSet(k("b"), 9), 2);
+  assert.equal(index.get(k("b")), 2);
+  // Many keys, ascending then interleaved, as a writer finding or creating keys.
+  for (let i = 0; i < 5000; i++) {
+    assert.equal(index.getOrSet(k(`k${String(i).padStart(5, "0")}`), i), -1);
+  }
+  for (let i = 0; i < 5000; i += 7) {
+    assert.equal(index.getOrSet(k(`k${String(i).padStart(5, "0")}`), 1), i);
+  }
+  assert.equal(index.size, 5001);
+  index.check();
+});

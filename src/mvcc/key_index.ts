@@ -81,7 +81,7 @@ export class KeyIndex {
       value,
       lease,
     };
-    this.entries.push(entry);
+    this.#append(entry);
     return entry;
   }
 
@@ -102,7 +102,7 @@ export class KeyIndex {
       value: null,
       lease: 0n,
     };
-    this.entries.push(entry);
+    this.#append(entry);
     return entry;
   }
 
@@ -112,7 +112,14 @@ export class KeyIndex {
    */
   restore(entry: RevisionEntry): void {
     this.assertAfter(this.last, entry.main, entry.sub);
-    this.entries.push(entry);
+    this.#append(entry);
+  }
+
+  #append(entry: RevisionEntry): void {
+    // Most keys hold one entry: an array literal of one takes 1 slot, where
+    // a push onto [] reserves 17 (~130 bytes per key at a million keys).
+    if (this.entries.length === 0) this.entries = [entry];
+    else this.entries.push(entry);
   }
 
   /**
@@ -144,10 +151,16 @@ export class KeyIndex {
 
   /**
    * Drops what compaction at `atRev` makes unreachable (see the module
-   * comment). Returns the number of entries removed; the key is empty
-   * afterwards when `entries.length === 0`.
+   * comment), calling `onRemoved` for each dropped entry first. Returns the
+   * number of entries removed; the key is empty afterwards when
+   * `entries.length === 0`. The array is cut in place: a fresh array per
+   * key made every compaction step's survivors the young generation's
+   * (GC pauses of 40-60 ms at a million keys).
    */
-  compact(atRev: number): number {
+  compact(
+    atRev: number,
+    onRemoved?: (entry: RevisionEntry) => void,
+  ): number {
     const entries = this.entries;
     let newestAtOrBelow = -1;
     for (let i = 0; i < entries.length && entries[i]!.main <= atRev; i++) {
@@ -158,7 +171,10 @@ export class KeyIndex {
       ? newestAtOrBelow + 1
       : newestAtOrBelow;
     if (keepFrom === 0) return 0;
-    this.entries = entries.slice(keepFrom);
+    if (onRemoved !== undefined) {
+      for (let i = 0; i < keepFrom; i++) onRemoved(entries[i]!);
+    }
+    entries.splice(0, keepFrom);
     return keepFrom;
   }
 

@@ -231,6 +231,9 @@ async function recover(
   const segments = await listSegments(fs, walDir);
   for (const revision of [...revisions, 0]) {
     const mvcc = new MvccStore();
+    // Leases the snapshot holds; the WAL's lease records after the start of
+    // the first segment read then apply in order (see `apply` below).
+    const leases = new Map<bigint, DurableLease>();
     let snapshot: { file: string; revision: number } | undefined;
     let compactRevision = -1;
     if (revision > 0) {
@@ -241,6 +244,7 @@ async function recover(
           fs,
           file,
           (key, entry) => mvcc.restoreEntry(key, entry),
+          (id, lease) => leases.set(id, lease),
         );
         compactRevision = status.compactRevision;
         snapshot = { file, revision };
@@ -279,7 +283,6 @@ async function recover(
     let replayed = 0;
     // Leases are not tied to revisions: every lease record of the segments
     // read applies in log order (each segment starts with every live lease).
-    const leases = new Map<bigint, DurableLease>();
     const apply = (record: WalRecord) => {
       switch (record.kind) {
         case "leaseGrant":

@@ -37,6 +37,14 @@ import { decodeRecord } from "./wal_codec.ts";
 
 /** Default segment size, as etcd's (64 MiB). */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/**
+ * The next segment is prepared (zero-filled and synced, in the background)
+ * once the current one is this full: early enough to be ready at the roll,
+ * late enough that a fresh or small store does not compete with its own
+ * fdatasyncs by writing 64 MiB of zeros (measured: a fresh store's single
+ * writer ran at 82% of the disk's rate while that happened).
+ */
+const PREPARE_AT_FRACTION = 0.5;
 /** Zero-fill chunk while preallocating (bounds memory and each write's time). */
 const PREALLOCATE_CHUNK_BYTES = 1024 * 1024;
 
@@ -175,43 +183,69 @@ export async function readWal(
     const segment = segments[i]!;
     const isLast = i === segments.length - 1;
     const path = `${walDir}/${segment.name}`;
+    // Fast path: stream the segment through a reused buffer, only up to the
+    // end of the log (segments are preallocated: most of the last one is
+    // zeros). It stops at the first frame it cannot accept; the whole file
+    // is then read and the decision below (end, torn tail or corruption)
+    // is made from there, exactly as if nothing had been streamed.
+    const streamed = await streamSegment(
+      fs,
+      path,
+      segment,
+      isLast,
+      prevSegmentCrc,
+      (record) => {
+        if (record.kind === "write") lastRevision = record.revision;
+        onRecord(record);
+        records++;
+      },
+      options.progress,
+    );
+    if (streamed.clean) {
+      tail = {
+        segment,
+        offset: streamed.offset,
+        crc: streamed.crc,
+        lastRevision,
+      };
+      prevSegmentCrc = streamed.crc;
+      continue;
+    }
     const bytes = await fs.readFile(path);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    let offset = 0;
-    let crc = 0;
+    let offset = streamed.offset;
+    let crc = streamed.crc;
     let problem: { offset: number; reason: string } | undefined;
-    // The header: a segment record chained from 0 that names this segment.
-    const head = readFrame(bytes, view, 0, bytes.length, 0);
-    if (head.status !== "ok" || head.type !== RecordType.segment) {
-      problem = {
-        offset: 0,
-        reason: head.status === "bad" ? head.reason : "missing segment header",
-      };
-    } else {
-      const header = decodeRecord(
-        bytes,
-        view,
-        head.type,
-        head.payloadStart,
-        head.payloadLength,
-      );
-      if (header.kind !== "segment" || header.seq !== segment.seq) {
-        throw new WalCorruptionError(
+    let headerOk = streamed.headerDone;
+    if (!headerOk) {
+      // The header: a segment record chained from 0 that names this segment.
+      const head = readFrame(bytes, view, 0, bytes.length, 0);
+      if (head.status !== "ok" || head.type !== RecordType.segment) {
+        problem = {
+          offset: 0,
+          reason: head.status === "bad"
+            ? head.reason
+            : "missing segment header",
+        };
+      } else {
+        checkSegmentHeader(
           path,
-          0,
-          `segment header names another segment`,
+          segment,
+          prevSegmentCrc,
+          decodeRecord(
+            bytes,
+            view,
+            head.type,
+            head.payloadStart,
+            head.payloadLength,
+          ),
         );
+        crc = head.crc;
+        offset = head.next;
+        headerOk = true;
       }
-      if (prevSegmentCrc !== undefined && header.prevCrc !== prevSegmentCrc) {
-        throw new WalCorruptionError(
-          path,
-          0,
-          `segment chains from crc ${hex32(header.prevCrc)} but the previous ` +
-            `segment ends with ${hex32(prevSegmentCrc)}`,
-        );
-      }
-      crc = head.crc;
-      offset = head.next;
+    }
+    if (headerOk) {
       for (;;) {
         const frame = readFrame(bytes, view, offset, bytes.length, crc);
         if (frame.status === "end") {
@@ -282,6 +316,192 @@ export async function readWal(
     prevSegmentCrc = crc;
   }
   return { tail, torn, repaired: undefined, records };
+}
+
+/** Bytes read per call while streaming a segment. */
+const STREAM_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/** Throws unless `header` is the segment header of `segment`, chained from the previous one. */
+function checkSegmentHeader(
+  path: string,
+  segment: SegmentName,
+  prevSegmentCrc: number | undefined,
+  header: WalRecord,
+): void {
+  if (header.kind !== "segment" || header.seq !== segment.seq) {
+    throw new WalCorruptionError(
+      path,
+      0,
+      `segment header names another segment`,
+    );
+  }
+  if (prevSegmentCrc !== undefined && header.prevCrc !== prevSegmentCrc) {
+    throw new WalCorruptionError(
+      path,
+      0,
+      `segment chains from crc ${hex32(header.prevCrc)} but the previous ` +
+        `segment ends with ${hex32(prevSegmentCrc)}`,
+    );
+  }
+}
+
+/** The streaming read buffer, reused across segments and opens. */
+let windowBuffer = new Uint8Array(0);
+
+/**
+ * A window onto a file: `bytes[0, end)` holds the file's bytes from `base`.
+ * Reads go into one reused buffer, so reading a segment allocates nothing
+ * per segment (a fresh 64 MiB buffer per segment cost ~1 s on the VM).
+ */
+class FileWindow {
+  bytes: Uint8Array;
+  view: DataView;
+  base = 0;
+  end = 0;
+
+  constructor(readonly file: StorageFile, readonly size: number) {
+    if (windowBuffer.length < STREAM_CHUNK_BYTES) {
+      windowBuffer = new Uint8Array(STREAM_CHUNK_BYTES);
+    }
+    this.bytes = windowBuffer;
+    this.view = new DataView(windowBuffer.buffer);
+  }
+
+  /** Makes the file's bytes [offset, offset + n) available (n <= size - offset). */
+  async ensure(offset: number, n: number): Promise<void> {
+    if (offset >= this.base && offset + n <= this.base + this.end) return;
+    let kept = 0;
+    if (offset >= this.base && offset < this.base + this.end) {
+      kept = this.base + this.end - offset;
+    }
+    if (n > this.bytes.length) {
+      const grown = new Uint8Array(Math.max(n, this.bytes.length * 2));
+      grown.set(
+        this.bytes.subarray(offset - this.base, offset - this.base + kept),
+      );
+      windowBuffer = grown;
+      this.bytes = grown;
+      this.view = new DataView(grown.buffer);
+    } else if (kept > 0) {
+      this.bytes.copyWithin(0, offset - this.base, offset - this.base + kept);
+    }
+    this.base = offset;
+    this.end = kept;
+    const want = Math.min(this.bytes.length, this.size - offset);
+    while (this.end < n) {
+      const got = await this.file.readAt(
+        offset + this.end,
+        this.bytes.subarray(this.end, want),
+      );
+      if (got <= 0) {
+        throw new Error(
+          `wal: short read at offset ${
+            offset + this.end
+          } of a ${this.size}-byte segment`,
+        );
+      }
+      this.end += got;
+    }
+  }
+
+  /** Whether every byte of the file from `offset` on is zero. */
+  async zerosFrom(offset: number): Promise<boolean> {
+    for (let at = offset; at < this.size;) {
+      const n = Math.min(this.bytes.length, this.size - at);
+      this.base = at;
+      this.end = 0;
+      await this.ensure(at, n);
+      // 4 bytes at a time over the aligned part, then the rest.
+      const words = new Int32Array(this.bytes.buffer, 0, n >> 2);
+      for (let i = 0; i < words.length; i++) if (words[i] !== 0) return false;
+      for (let i = n & ~3; i < n; i++) if (this.bytes[i] !== 0) return false;
+      at += n;
+    }
+    return true;
+  }
+}
+
+/** Where streaming a segment stopped. */
+interface Streamed {
+  /** The segment header was read and checked. */
+  headerDone: boolean;
+  /** The log ends cleanly at `offset` (nothing left to decide). */
+  clean: boolean;
+  /** Offset of the first frame not accepted (or the end). */
+  offset: number;
+  /** crc of the last frame accepted. */
+  crc: number;
+}
+
+/**
+ * Streams a segment's frames in order while they are valid, calling
+ * `onRecord` for each after the header. Stops at the first frame it cannot
+ * accept, without judging it (the caller does, from the whole file).
+ */
+async function streamSegment(
+  fs: StorageFs,
+  path: string,
+  segment: SegmentName,
+  isLast: boolean,
+  prevSegmentCrc: number | undefined,
+  onRecord: (record: WalRecord) => void,
+  progress: ((done: number, total: number) => void) | undefined,
+): Promise<Streamed> {
+  const file = await fs.open(path);
+  try {
+    const window = new FileWindow(file, await file.size());
+    const size = window.size;
+    let offset = 0;
+    let crc = 0;
+    let headerDone = false;
+    let frames = 0;
+    for (;;) {
+      if (offset + FRAME_HEADER_BYTES > size) break;
+      await window.ensure(offset, FRAME_HEADER_BYTES);
+      const length = window.view.getUint32(offset - window.base, true);
+      if (window.bytes[offset - window.base + 4] !== 0) {
+        if (offset + FRAME_HEADER_BYTES + length > size) break;
+        await window.ensure(
+          offset,
+          Math.min(align8(FRAME_HEADER_BYTES + length), size - offset),
+        );
+      }
+      const at = offset - window.base;
+      const frame = readFrame(
+        window.bytes,
+        window.view,
+        at,
+        window.end,
+        headerDone ? crc : 0,
+      );
+      if (frame.status === "end") {
+        const clean = headerDone &&
+          (!isLast || await window.zerosFrom(offset));
+        return { headerDone, clean, offset, crc };
+      }
+      if (frame.status === "bad") break;
+      if (!headerDone && frame.type !== RecordType.segment) break;
+      const record = decodeRecord(
+        window.bytes,
+        window.view,
+        frame.type,
+        frame.payloadStart,
+        frame.payloadLength,
+      );
+      if (!headerDone) {
+        checkSegmentHeader(path, segment, prevSegmentCrc, record);
+        headerDone = true;
+      } else {
+        onRecord(record);
+      }
+      crc = frame.crc;
+      offset += frame.next - at;
+      if ((++frames & 0xfff) === 0) progress?.(offset, size);
+    }
+    return { headerDone, clean: false, offset, crc };
+  } finally {
+    file.close();
+  }
 }
 
 /**
@@ -478,6 +698,15 @@ export class WalWriter {
     this.#offset += total;
     this.#crc = crc;
     this.#lastRevision = lastRevision;
+    if (
+      this.#next === undefined &&
+      this.#offset >= this.options.segmentBytes * PREPARE_AT_FRACTION
+    ) {
+      // Prepare the next segment in the background, off the write path.
+      const next = this.#prepare();
+      next.catch(() => {}); // a failure surfaces at the next roll
+      this.#next = next;
+    }
   }
 
   /** Closes the current segment and any prepared one. */
@@ -520,10 +749,6 @@ export class WalWriter {
     this.#offset = bytes.length;
     this.#headerBytes = bytes.length;
     this.#crc = crc;
-    // Prepare the next segment in the background, off the write path.
-    const next = this.#prepare();
-    next.catch(() => {}); // a failure surfaces at the next roll
-    this.#next = next;
   }
 
   /** Creates `next.tmp` zero-filled to the segment size (sparse without sync). */

@@ -60,6 +60,10 @@
 
 import type { RevisionEntry } from "../mvcc/key_index.ts";
 import { crc32c } from "./crc32c.ts";
+import { ByteSlab } from "../mvcc/byte_slab.ts";
+
+/** Where decoded keys and values are copied to (they outlive the read buffer). */
+const decodeSlab = new ByteSlab();
 
 /** Bytes of a frame header (length, type, reserved, crc). */
 export const FRAME_HEADER_BYTES = 12;
@@ -437,7 +441,8 @@ function getUnsignedId(view: DataView, at: number): bigint {
 
 /**
  * Decodes a checked frame's payload. Keys and values are copied out of
- * `bytes`. Throws on a malformed payload (a bug or a newer format, since the
+ * `bytes` (recovery reuses its read buffer: a decoder must never return
+ * views into it). Throws on a malformed payload (a bug or a newer format, since the
  * crc already matched).
  */
 export function decodeRecord(
@@ -528,8 +533,11 @@ export function decodeRecord(
         if (keyAt + keyLength + valueLength > end) {
           throw new Error("wal: write record key/value past its end");
         }
-        const key = bytes.slice(keyAt, keyAt + keyLength);
-        const value = tombstone ? null : bytes.slice(
+        // Copies into shared slabs: one ArrayBuffer per key and value
+        // made recovery GC-bound (see byte_slab.ts).
+        const key = decodeSlab.copy(bytes, keyAt, keyAt + keyLength);
+        const value = tombstone ? null : decodeSlab.copy(
+          bytes,
           keyAt + keyLength,
           keyAt + keyLength + valueLength,
         );

@@ -111,6 +111,28 @@ export class BTreeIndex {
   }
 
   /**
+   * Inserts `key` with `handle` unless it is present: one boundary crossing
+   * for "find or create".
+   *
+   * @param key The key bytes (copied when inserted).
+   * @param handle An integer in [0, 2^31 - 1], stored only when the key is new.
+   * @returns The key's existing handle, or -1 when it was inserted.
+   */
+  getOrSet(key: Uint8Array, handle: number): number {
+    if (!(handle >= 0 && handle <= HANDLE_MAX && Number.isInteger(handle))) {
+      throw new RangeError(
+        `Cannot set handle ${handle}: handles are integers in [0, ${HANDLE_MAX}]`,
+      );
+    }
+    const len = this.#putKey(key);
+    try {
+      return this.#ex.btreeGetOrSet(this.#keyPtr, len, handle);
+    } catch (e) {
+      throw this.#trap(e, "set");
+    }
+  }
+
+  /**
    * Looks a key up.
    *
    * @returns The key's handle, or -1.

@@ -20,6 +20,7 @@ export interface RevkvExports {
   readonly outOfMemory: WebAssembly.Global;
   btreeSet(keyPtr: number, keyLen: number, handle: number): number;
   btreeGet(keyPtr: number, keyLen: number): number;
+  btreeGetOrSet(keyPtr: number, keyLen: number, handle: number): number;
   btreeDelete(keyPtr: number, keyLen: number): number;
   btreeCount(): number;
   btreeNodes(): number;
