@@ -38,8 +38,10 @@ import {
   type SnapshotStatus,
 } from "./snapshot.ts";
 import {
+  CLEAN_END_FILE,
   DEFAULT_SEGMENT_BYTES,
   listSegments,
+  readCleanEnd,
   readWal,
   type TornTail,
   WalWriter,
@@ -160,6 +162,11 @@ export async function openDataDir(
       dir,
       (message) => progress.update(message),
     );
+    // The clean-close marker describes the log as it was read just now;
+    // it must be gone (durably) before anything is appended, or a later
+    // open could trust it for a log that has grown.
+    await fs.remove(`${dir}/wal/${CLEAN_END_FILE}`);
+    if (o.sync) await fs.syncDir(`${dir}/wal`);
     const holder: { journal?: WalJournal } = {};
     const writer = await WalWriter.open(
       fs,
@@ -229,6 +236,7 @@ async function recover(
     .filter((r): r is number => r !== undefined)
     .sort((a, b) => b - a);
   const segments = await listSegments(fs, walDir);
+  const cleanEnd = await readCleanEnd(fs, walDir);
   for (const revision of [...revisions, 0]) {
     const mvcc = new MvccStore();
     // Leases the snapshot holds; the WAL's lease records after the start of
@@ -341,6 +349,7 @@ async function recover(
       segments.slice(Math.max(first, 0)),
       apply,
       {
+        cleanEnd,
         progress: (done, total) =>
           progress(
             `replaying WAL ${Math.round((100 * done) / Math.max(1, total))}%`,

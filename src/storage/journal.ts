@@ -427,7 +427,8 @@ export class WalJournal {
     try {
       await this.#snapshotting;
     } catch { /* cancelled */ }
-    await this.#o.writer.close();
+    // A clean end is recorded only when every batch made it to disk.
+    await this.#o.writer.close(this.#failed === undefined);
     await this.#o.lock.release();
   }
 }

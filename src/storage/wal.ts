@@ -155,8 +155,51 @@ export interface WalTail {
 export interface ReadWalOptions {
   /** Truncate at a corruption instead of throwing (the repair path). */
   repair?: boolean;
+  /** Where the last clean close left the log's end (see `CleanEnd`). */
+  cleanEnd?: CleanEnd;
   /** Called with each segment's progress (bytes done, bytes total). */
   progress?: (done: number, total: number) => void;
+}
+
+/**
+ * Where a clean close left the end of the log: written to `wal/CLEAN` after
+ * the last batch is synced, and removed (and the removal synced) at open
+ * before anything is appended. When the log read at open ends exactly there
+ * (same segment, offset and crc), nothing was written after the clean close,
+ * so the tail needs no scan for torn or lost frames — which is what makes
+ * opening a small store cheap.
+ */
+export interface CleanEnd {
+  /** Segment file name. */
+  segment: string;
+  /** Offset of the end of the log in it. */
+  offset: number;
+  /** crc of the last frame. */
+  crc: number;
+}
+
+/** Name of the clean-close marker in the WAL directory. */
+export const CLEAN_END_FILE = "CLEAN";
+
+/** Reads the clean-close marker; undefined when absent or unreadable. */
+export async function readCleanEnd(
+  fs: StorageFs,
+  walDir: string,
+): Promise<CleanEnd | undefined> {
+  try {
+    if (!await fs.exists(`${walDir}/${CLEAN_END_FILE}`)) return undefined;
+    const text = new TextDecoder().decode(
+      await fs.readFile(`${walDir}/${CLEAN_END_FILE}`),
+    );
+    const parsed = JSON.parse(text) as CleanEnd;
+    if (
+      typeof parsed.segment !== "string" ||
+      !Number.isInteger(parsed.offset) || !Number.isInteger(parsed.crc)
+    ) return undefined;
+    return parsed;
+  } catch {
+    return undefined;
+  }
 }
 
 /** What `readWal` found. */
@@ -203,6 +246,9 @@ export async function readWal(
       path,
       segment,
       isLast,
+      isLast && options.cleanEnd?.segment === segment.name
+        ? options.cleanEnd
+        : undefined,
       prevSegmentCrc,
       (record) => {
         if (record.kind === "write") lastRevision = record.revision;
@@ -470,6 +516,7 @@ async function streamSegment(
   path: string,
   segment: SegmentName,
   isLast: boolean,
+  cleanEnd: CleanEnd | undefined,
   prevSegmentCrc: number | undefined,
   onRecord: (record: WalRecord) => void,
   progress: ((done: number, total: number) => void) | undefined,
@@ -503,7 +550,9 @@ async function streamSegment(
       );
       if (frame.status === "end") {
         const clean = headerDone &&
-          (!isLast || await window.zerosFrom(offset, TAIL_ZERO_CHECK_BYTES));
+          (!isLast ||
+            (cleanEnd?.offset === offset && cleanEnd.crc === crc) ||
+            await window.zerosFrom(offset, TAIL_ZERO_CHECK_BYTES));
         return { headerDone, clean, offset, crc };
       }
       if (frame.status === "bad") break;
@@ -736,9 +785,31 @@ export class WalWriter {
     }
   }
 
-  /** Closes the current segment and any prepared one. */
-  async close(): Promise<void> {
+  /**
+   * Closes the current segment and any prepared one. With `clean`, records
+   * where the log ends (`CleanEnd`) for a fast next open: only after the
+   * last batch was synced, so the marker never names unsynced bytes.
+   */
+  async close(clean = false): Promise<void> {
     this.#file?.close();
+    if (clean && this.#segment.name !== "") {
+      const marker: CleanEnd = {
+        segment: this.#segment.name,
+        offset: this.#offset,
+        crc: this.#crc,
+      };
+      const tmp = `${this.walDir}/${CLEAN_END_FILE}.tmp`;
+      try {
+        await this.fs.writeFile(
+          tmp,
+          new TextEncoder().encode(JSON.stringify(marker)),
+        );
+        await this.fs.rename(tmp, `${this.walDir}/${CLEAN_END_FILE}`);
+      } catch {
+        // Best effort: without the marker the next open scans the tail.
+        await this.fs.remove(tmp).catch(() => {});
+      }
+    }
     const next = this.#next;
     this.#next = undefined;
     if (next) {
