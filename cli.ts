@@ -29,7 +29,7 @@ if (import.meta.main) {
     code = await runCli(Deno.args, {
       stdout: Deno.stdout,
       stderr: Deno.stderr,
-      stdin: Deno.stdin.readable,
+      stdin: () => Deno.stdin.readable,
       env: Deno.env.toObject(),
       signal: controller.signal,
     });

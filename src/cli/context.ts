@@ -25,8 +25,12 @@ export interface CliIO {
   stdout: CliWriter;
   /** Standard error. */
   stderr: CliWriter;
-  /** Standard input (absent: empty). */
-  stdin?: ReadableStream<Uint8Array>;
+  /**
+   * Standard input (absent: empty). A function is called on the first read:
+   * touching `Deno.stdin.readable` loads Deno's streams (~7 ms), which
+   * commands that never read stdin should not pay at start-up.
+   */
+  stdin?: ReadableStream<Uint8Array> | (() => ReadableStream<Uint8Array>);
   /** Use this store instead of opening `--data-dir` (tests: one in-memory store). */
   store?: Store;
   /** Environment (`ETCDCTL_*` flags); absent: none. */
@@ -50,12 +54,32 @@ export async function writeAll(w: CliWriter, data: Uint8Array): Promise<void> {
 
 /** Reads lines from a stream as Go's `bufio.Reader.ReadString('\n')`. */
 export class LineReader {
-  readonly #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  readonly #source:
+    | ReadableStream<Uint8Array>
+    | (() => ReadableStream<Uint8Array>)
+    | undefined;
+  #opened: ReadableStreamDefaultReader<Uint8Array> | undefined;
   #buffer: Uint8Array = new Uint8Array(0);
   #eof = false;
 
-  constructor(stream: ReadableStream<Uint8Array> | undefined) {
-    this.#reader = stream?.getReader();
+  constructor(
+    stream:
+      | ReadableStream<Uint8Array>
+      | (() => ReadableStream<Uint8Array>)
+      | undefined,
+  ) {
+    this.#source = stream;
+  }
+
+  /** The stream's reader, opened on first use. */
+  get #reader(): ReadableStreamDefaultReader<Uint8Array> | undefined {
+    if (this.#opened === undefined && this.#source !== undefined) {
+      const stream = typeof this.#source === "function"
+        ? this.#source()
+        : this.#source;
+      this.#opened = stream.getReader();
+    }
+    return this.#opened;
   }
 
   /** The next line with its `\n`, or `{ partial, eof: true }` at the end. */
@@ -93,7 +117,7 @@ export class LineReader {
   /** Lets go of the stream. */
   release(): void {
     try {
-      this.#reader?.releaseLock();
+      this.#opened?.releaseLock();
     } catch {
       // A pending read holds it; the process is ending anyway.
     }

@@ -40,19 +40,38 @@ export async function request<T>(
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     if (timeoutMs === undefined) return await call();
+    // Embedded reads settle within a few microtask turns: only arm the
+    // timer (whose first use loads Deno's timers, ~8 ms of a cold start)
+    // for a call still pending after them.
+    const pending = call();
+    const early = await settledSoon(pending);
+    if (early.settled) return await pending;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () => reject(new Error("context deadline exceeded")),
         timeoutMs,
       );
     });
-    return await Promise.race([call(), deadline]);
+    return await Promise.race([pending, deadline]);
   } catch (error) {
     if (error instanceof CliExit) throw error;
     throw new CliExit(code, wrap((error as Error).message));
   } finally {
-    clearTimeout(timer);
+    if (timer !== undefined) clearTimeout(timer);
   }
+}
+
+/** Microtask turns `settledSoon` waits before calling a call pending. */
+const SETTLE_TURNS = 8;
+
+/** Whether `promise` settles within a few microtask turns. */
+async function settledSoon(
+  promise: Promise<unknown>,
+): Promise<{ settled: boolean }> {
+  let settled = false;
+  promise.then(() => settled = true, () => settled = true);
+  for (let i = 0; i < SETTLE_TURNS && !settled; i++) await Promise.resolve();
+  return { settled };
 }
 
 /** A revision or count from a flag, as the store's number. */
