@@ -287,6 +287,11 @@ async function runInteractive(
 ): Promise<void> {
   const db = await ctx.store();
   const signal = ctx.io.signal ?? new AbortController().signal;
+  // The session's watches end with it: when reading a request line fails,
+  // etcdctl exits at once, so nothing of the closing store may be printed.
+  const session = new AbortController();
+  const endSession = () => session.abort();
+  signal.addEventListener("abort", endSession, { once: true });
   const running: Promise<void>[] = [];
   const stderr = (text: string) => writeAll(ctx.io.stderr, utf8(text));
   const decoder = new TextDecoder();
@@ -354,10 +359,18 @@ async function runInteractive(
         continue;
       }
       running.push(
-        printWatch(ctx, db, openWatch(db, request, signal), execArgs, signal),
+        printWatch(
+          ctx,
+          db,
+          openWatch(db, request, session.signal),
+          execArgs,
+          session.signal,
+        ),
       );
     }
   } finally {
+    session.abort();
+    signal.removeEventListener("abort", endSession);
     if (signal.aborted) await Promise.allSettled(running);
   }
 }
