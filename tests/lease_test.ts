@@ -172,3 +172,22 @@ Deno.test("100,000 leases expire in deadline order without scanning them all", a
   assert.equal((await db.leases()).leases.length, 99_000);
   assert.equal((await db.get("k")).count, 0);
 });
+
+Deno.test("many keep-alives on few leases keep the deadline heap small and right", async () => {
+  const clock = manualClock();
+  await using db = await open(undefined, { clock: clock.now });
+  const a = await db.grant(10);
+  const b = await db.grant(20);
+  // 500 renewals leave stale heap items behind; the heap is rebuilt.
+  for (let i = 0; i < 500; i++) {
+    clock.advance(10);
+    await db.keepAlive(a.id);
+  }
+  clock.advance(10_001);
+  assert.equal(await db.expireLeases(), 1);
+  assert.equal((await db.timeToLive(a.id)).ttl, -1);
+  assert.ok((await db.timeToLive(b.id)).ttl > 0);
+  clock.advance(10_000);
+  assert.equal(await db.expireLeases(), 1);
+  assert.equal((await db.leases()).leases.length, 0);
+});

@@ -183,6 +183,16 @@ export class Lessor {
   }
 
   #push(item: HeapItem): void {
+    this.#siftUp(item);
+    // Stale items from renewals are dropped lazily; rebuild when they
+    // dominate so the heap stays O(live leases).
+    if (this.#heap.length > 64 && this.#heap.length > 4 * this.#leases.size) {
+      this.#rebuild();
+    }
+  }
+
+  /** Appends `item` and moves it up to its place in the min-heap. */
+  #siftUp(item: HeapItem): void {
     const heap = this.#heap;
     heap.push(item);
     let i = heap.length - 1;
@@ -193,11 +203,6 @@ export class Lessor {
       i = parent;
     }
     heap[i] = item;
-    // Stale items from renewals are dropped lazily; rebuild when they
-    // dominate so the heap stays O(live leases).
-    if (heap.length > 64 && heap.length > 4 * this.#leases.size) {
-      this.#rebuild();
-    }
   }
 
   #pop(): void {
@@ -221,22 +226,9 @@ export class Lessor {
   }
 
   #rebuild(): void {
-    const items = [...this.#leases.values()].map((lease) => ({
-      deadlineMs: lease.deadlineMs,
-      lease,
-    }));
     this.#heap = [];
-    for (const item of items) {
-      const heap = this.#heap;
-      heap.push(item);
-      let i = heap.length - 1;
-      while (i > 0) {
-        const parent = (i - 1) >> 1;
-        if (heap[parent]!.deadlineMs <= item.deadlineMs) break;
-        heap[i] = heap[parent]!;
-        i = parent;
-      }
-      heap[i] = item;
+    for (const lease of this.#leases.values()) {
+      this.#siftUp({ deadlineMs: lease.deadlineMs, lease });
     }
   }
 }

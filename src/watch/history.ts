@@ -26,12 +26,7 @@
  */
 
 import type { KeyIndex, RevisionEntry } from "../mvcc/key_index.ts";
-import {
-  type Change,
-  compareBytes,
-  type KeyBounds,
-  type MvccStore,
-} from "../mvcc/kv_store.ts";
+import type { Change, KeyBounds, MvccStore } from "../mvcc/kv_store.ts";
 import { CompactedError, FutureRevisionError } from "../mvcc/errors.ts";
 
 /** One page of history. */
@@ -70,49 +65,17 @@ export interface WatchSource {
   ): HistoryPage;
 }
 
-/** A store method that visits every key index in bounds, visible or not. */
-type ForEachKeyIndex = (
-  bounds: KeyBounds,
-  visit: (index: KeyIndex) => boolean | void,
-) => void;
-
 /**
  * Calls `visit` for every key in `bounds` that the store holds any revision
- * of (deleted keys included), in key order; `visit` returns false to stop.
- *
- * Uses `MvccStore.forEachKeyIndex` when the store has it (a paged tree scan
- * over the bounds only); otherwise a single key is a lookup and a range
- * walks every key of the store from the first, stopping past the range's
- * end — correct, but O(keys before the range end).
+ * of (deleted keys included), in key order, through the engine's paged tree
+ * scan; `visit` returns false to stop.
  */
 export function forEachKeyIndex(
   store: MvccStore,
   bounds: KeyBounds,
   visit: (index: KeyIndex) => boolean | void,
 ): void {
-  const native = (store as unknown as { forEachKeyIndex?: ForEachKeyIndex })
-    .forEachKeyIndex;
-  if (typeof native === "function") {
-    native.call(store, bounds, visit);
-    return;
-  }
-  if (bounds.end === undefined) {
-    const index = store.keyIndex(bounds.start);
-    if (index !== undefined) visit(index);
-    return;
-  }
-  const { start, end } = bounds;
-  if (end !== null && compareBytes(start, end) >= 0) return;
-  const stop = new Error("stop");
-  try {
-    store.forEachKeyHandle((index) => {
-      if (compareBytes(index.key, start) < 0) return;
-      if (end !== null && compareBytes(index.key, end) >= 0) throw stop;
-      if (visit(index) === false) throw stop;
-    });
-  } catch (error) {
-    if (error !== stop) throw error;
-  }
+  store.forEachKeyIndex(bounds, visit);
 }
 
 /** The first position in `entries` with `main >= rev` (entries ascend). */
