@@ -169,7 +169,7 @@ export interface ScanOptions extends KeySelector {
  *
  * @example Put and get
  * ```ts
- * import { open } from "./mod.ts";
+ * import { open } from "../mod.ts";
  * const db = await open();
  * await db.put("greeting", "hello");
  * const { kvs } = await db.get("greeting");
@@ -277,7 +277,7 @@ export class Store {
    *
    * @example Prefix read, newest first by modification
    * ```ts
-   * import { open } from "./mod.ts";
+   * import { open } from "../mod.ts";
    * const db = await open();
    * await db.put("app/a", "1");
    * await db.put("app/b", "2");
@@ -316,7 +316,7 @@ export class Store {
    *
    * @example Count keys under a prefix without loading them at once
    * ```ts
-   * import { open } from "./mod.ts";
+   * import { open } from "../mod.ts";
    * const db = await open();
    * for (let i = 0; i < 1000; i++) await db.put(`k/${i}`, "v");
    * let n = 0;
@@ -369,7 +369,7 @@ export class Store {
    *
    * @example
    * ```ts
-   * import { open } from "./mod.ts";
+   * import { open } from "../mod.ts";
    * const db = await open();
    * const { header } = await db.put("a", "1");
    * console.log(header.revision); // 2
@@ -399,7 +399,7 @@ export class Store {
    *
    * @example
    * ```ts
-   * import { open } from "./mod.ts";
+   * import { open } from "../mod.ts";
    * const db = await open();
    * await db.put("a", "1");
    * const { deleted } = await db.delete("a");
@@ -432,7 +432,7 @@ export class Store {
    *
    * @example
    * ```ts
-   * import { compare, op, open } from "./mod.ts";
+   * import { compare, op, open } from "../mod.ts";
    * const db = await open();
    * const res = await db.txn({
    *   compare: [compare.version("lock", "==", 0)],
@@ -579,7 +579,7 @@ export class Store {
    *
    * @example
    * ```ts
-   * import { open, restoreSnapshot, snapshotStatus } from "./mod.ts";
+   * import { open, restoreSnapshot, snapshotStatus } from "../mod.ts";
    * const dir = await Deno.makeTempDir();
    * const db = await open();
    * await db.put("a", "1");
@@ -767,7 +767,7 @@ export class Store {
    *
    * @example
    * ```ts
-   * import { open } from "./mod.ts";
+   * import { open } from "../mod.ts";
    * const db = await open();
    * const controller = new AbortController();
    * const seen = (async () => {
@@ -806,7 +806,7 @@ export class Store {
    *
    * @example A key that lives as long as its lease
    * ```ts
-   * import { open } from "./mod.ts";
+   * import { open } from "../mod.ts";
    * const db = await open();
    * const { id } = await db.grant(10);
    * await db.put("session", "alive", { lease: id });
@@ -1046,7 +1046,7 @@ export class Store {
  *
  * @example In memory
  * ```ts
- * import { open } from "./mod.ts";
+ * import { open } from "../mod.ts";
  * const db = await open();
  * await db.put("k", "v");
  * console.log((await db.get("k")).kvs[0]?.valueText); // "v"
@@ -1055,7 +1055,7 @@ export class Store {
  *
  * @example Durable
  * ```ts
- * import { open } from "./mod.ts";
+ * import { open } from "../mod.ts";
  * const dir = await Deno.makeTempDir();
  * let db = await open(dir);
  * await db.put("k", "v"); // resolved: on disk
