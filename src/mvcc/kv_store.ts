@@ -131,64 +131,21 @@ export class MvccStore {
     visit: (key: VisibleKey) => boolean | void,
     reverse = false,
   ): void {
-    if (bounds.end === undefined) {
-      const index = this.keyIndex(bounds.start);
-      const entry = index?.get(atRev);
-      if (index && entry) visit({ index, entry });
-      return;
-    }
-    const end = bounds.end;
-    if (end !== null && compareBytes(bounds.start, end) >= 0) return;
-    if (!reverse) {
-      let from = bounds.start;
-      let inclusive = true;
-      for (;;) {
-        const page = this.#tree.scan(from, inclusive, end, SCAN_PAGE_KEYS);
-        const count = page.length;
-        if (count === 0) return;
-        // The page is a view into a buffer the next call reuses: take the
-        // indexes out before visiting (a visitor may call into the tree).
-        const indexes = this.#takePage(page);
-        for (const index of indexes) {
-          const entry = index.get(atRev);
-          if (entry && visit({ index, entry }) === false) return;
-        }
-        if (count < SCAN_PAGE_KEYS) return;
-        from = indexes[indexes.length - 1]!.key;
-        inclusive = false;
-      }
-    } else {
-      let upper = end;
-      let upperInclusive = false;
-      for (;;) {
-        const page = this.#tree.scanReverse(
-          bounds.start,
-          upper,
-          upperInclusive,
-          SCAN_PAGE_KEYS,
-        );
-        const count = page.length;
-        if (count === 0) return;
-        const indexes = this.#takePage(page);
-        for (const index of indexes) {
-          const entry = index.get(atRev);
-          if (entry && visit({ index, entry }) === false) return;
-        }
-        if (count < SCAN_PAGE_KEYS) return;
-        upper = indexes[indexes.length - 1]!.key;
-        upperInclusive = false;
-      }
-    }
+    this.forEachKeyIndex(bounds, (index) => {
+      const entry = index.get(atRev);
+      if (entry) return visit({ index, entry });
+    }, reverse);
   }
 
   /**
    * Calls `visit` for every key in `bounds` the tree holds (deleted keys
-   * included, as watch history needs them), in key order, a page of handles
-   * at a time; `visit` returns false to stop.
+   * included, as watch history needs them), in key order (or reverse key
+   * order), a page of handles at a time; `visit` returns false to stop.
    */
   forEachKeyIndex(
     bounds: KeyBounds,
     visit: (index: KeyIndex) => boolean | void,
+    reverse = false,
   ): void {
     if (bounds.end === undefined) {
       const index = this.keyIndex(bounds.start);
@@ -197,16 +154,24 @@ export class MvccStore {
     }
     const end = bounds.end;
     if (end !== null && compareBytes(bounds.start, end) >= 0) return;
+    // Forward pages continue after their last key; reverse pages below it.
     let from = bounds.start;
+    let upper = end;
     let inclusive = true;
     for (;;) {
-      const page = this.#tree.scan(from, inclusive, end, SCAN_PAGE_KEYS);
+      const page = reverse
+        ? this.#tree.scanReverse(bounds.start, upper, false, SCAN_PAGE_KEYS)
+        : this.#tree.scan(from, inclusive, end, SCAN_PAGE_KEYS);
       const count = page.length;
       if (count === 0) return;
+      // The page is a view into a buffer the next call reuses: take the
+      // indexes out before visiting (a visitor may call into the tree).
       const indexes = this.#takePage(page);
       for (const index of indexes) if (visit(index) === false) return;
       if (count < SCAN_PAGE_KEYS) return;
-      from = indexes[indexes.length - 1]!.key;
+      const last = indexes[indexes.length - 1]!.key;
+      if (reverse) upper = last;
+      else from = last;
       inclusive = false;
     }
   }
