@@ -34,6 +34,27 @@ export interface FlagSpec {
   usage: string;
 }
 
+/** A string flag's spec. */
+export const stringFlag = (
+  name: string,
+  defValue: string,
+  usage: string,
+): FlagSpec => ({ name, kind: "string", defValue, usage });
+
+/** A bool flag's spec. */
+export const boolFlag = (
+  name: string,
+  defValue: string,
+  usage: string,
+): FlagSpec => ({ name, kind: "bool", defValue, usage });
+
+/** A duration flag's spec. */
+export const durationFlag = (
+  name: string,
+  defValue: string,
+  usage: string,
+): FlagSpec => ({ name, kind: "duration", defValue, usage });
+
 /** A parsed flag value. */
 export type FlagValue = boolean | string | bigint | number | string[];
 

@@ -22,7 +22,7 @@ import {
   EXIT_BAD_FEATURE,
   EXIT_ERROR,
 } from "./errors.ts";
-import { type FlagSpec, parseGoInt } from "./flags.ts";
+import { boolFlag, type FlagSpec, parseGoInt } from "./flags.ts";
 import { goQuote, utf8 } from "./go_format.ts";
 
 /**
@@ -79,12 +79,8 @@ export function toNumber(value: bigint): number {
   return Number(value);
 }
 
-const bool = (name: string, usage: string): FlagSpec => ({
-  name,
-  kind: "bool",
-  defValue: "false",
-  usage,
-});
+const bool = (name: string, usage: string): FlagSpec =>
+  boolFlag(name, "false", usage);
 
 // --- get ------------------------------------------------------------------
 

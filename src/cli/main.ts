@@ -32,10 +32,13 @@ import {
 import { type CliIO, CommandContext, writeAll } from "./context.ts";
 import { CliExit, EXIT_ERROR, EXIT_SUCCESS } from "./errors.ts";
 import {
+  boolFlag as bool,
+  durationFlag as duration,
   FlagError,
   type FlagSpec,
   type FlagValue,
   parseFlags,
+  stringFlag as str,
 } from "./flags.ts";
 import { concatBytes, utf8 } from "./go_format.ts";
 import { kvCommands } from "./kv_commands.ts";
@@ -45,25 +48,6 @@ import { watchCommand } from "./watch_command.ts";
 import { otherCommands } from "./other_commands.ts";
 
 export type { CliIO, CliWriter } from "./context.ts";
-
-const str = (name: string, defValue: string, usage: string): FlagSpec => ({
-  name,
-  kind: "string",
-  defValue,
-  usage,
-});
-const bool = (name: string, defValue: string, usage: string): FlagSpec => ({
-  name,
-  kind: "bool",
-  defValue,
-  usage,
-});
-const duration = (name: string, defValue: string, usage: string): FlagSpec => ({
-  name,
-  kind: "duration",
-  defValue,
-  usage,
-});
 
 /**
  * etcdctl's global flags, and `--data-dir` for embedded mode. The TLS and

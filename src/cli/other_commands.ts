@@ -27,7 +27,7 @@ import {
   EXIT_ERROR,
   EXIT_INTERRUPTED,
 } from "./errors.ts";
-import type { FlagSpec } from "./flags.ts";
+import { boolFlag as bool, stringFlag as str } from "./flags.ts";
 import { goQuote, hexUint, jsonString, utf8 } from "./go_format.ts";
 import { jsonHeader } from "./printers.ts";
 import { runCheckPerf } from "./check_perf.ts";
@@ -42,19 +42,6 @@ function notYet(what: string): (ctx: CommandContext) => Promise<void> {
     );
   };
 }
-
-const str = (name: string, defValue: string, usage: string): FlagSpec => ({
-  name,
-  kind: "string",
-  defValue,
-  usage,
-});
-const bool = (name: string, defValue: string, usage: string): FlagSpec => ({
-  name,
-  kind: "bool",
-  defValue,
-  usage,
-});
 
 function noArgs(ctx: CommandContext, message: string): void {
   if (ctx.args.length !== 0) throw new CliExit(EXIT_BAD_ARGS, message);
