@@ -196,6 +196,12 @@ export class Store {
   #committedRevision = 1;
   /** Synced revisions waiting for an earlier one (bounded by writes in flight). */
   readonly #pendingCommits = new Map<number, readonly Change[]>();
+  /** No-change writes waiting for the revision they read to be synced. */
+  #commitWaiters: {
+    revision: number;
+    resolve: () => void;
+    reject: (error: unknown) => void;
+  }[] = [];
   readonly #watchHub: WatchHub;
   #closed = false;
   #compactTimer: ReturnType<typeof setTimeout> | undefined;
@@ -932,7 +938,13 @@ export class Store {
     }
     const revision = txn.commit();
     const changes = txn.changes;
-    if (changes.length === 0) return respond(this.#committedRevision);
+    if (changes.length === 0) {
+      // Nothing written, but what was read (a read-only txn's ranges and
+      // compares) is the applied state: answer once that is durable, as
+      // every read sees only committed revisions.
+      await this.#whenCommitted(revision);
+      return respond(this.#committedRevision);
+    }
     // Lease attachments follow the applied state at once, so that a
     // revocation right after sees every key it must delete.
     this.#leases.onChanges(changes);
@@ -965,22 +977,42 @@ export class Store {
       // The usual case: the next revision, nothing waiting behind it.
       this.#committedRevision = revision;
       this.#watchHub.publish(revision, changes);
-      return;
+    } else {
+      this.#pendingCommits.set(revision, changes);
+      for (;;) {
+        const next = this.#committedRevision + 1;
+        const ready = this.#pendingCommits.get(next);
+        if (ready === undefined) break;
+        this.#pendingCommits.delete(next);
+        this.#committedRevision = next;
+        this.#watchHub.publish(next, ready);
+      }
     }
-    this.#pendingCommits.set(revision, changes);
-    for (;;) {
-      const next = this.#committedRevision + 1;
-      const ready = this.#pendingCommits.get(next);
-      if (ready === undefined) return;
-      this.#pendingCommits.delete(next);
-      this.#committedRevision = next;
-      this.#watchHub.publish(next, ready);
+    if (this.#commitWaiters.length > 0) this.#wakeCommitWaiters();
+  }
+
+  /** Resolves once `revision` is committed (at once if it is). */
+  #whenCommitted(revision: number): Promise<void> {
+    if (revision <= this.#committedRevision) return Promise.resolve();
+    if (this.#failure) return Promise.reject(this.#failure);
+    return new Promise((resolve, reject) => {
+      this.#commitWaiters.push({ revision, resolve, reject });
+    });
+  }
+
+  #wakeCommitWaiters(): void {
+    const waiting = this.#commitWaiters;
+    this.#commitWaiters = [];
+    for (const waiter of waiting) {
+      if (waiter.revision <= this.#committedRevision) waiter.resolve();
+      else this.#commitWaiters.push(waiter);
     }
   }
 
   /** Fail-stop: the journal failed; every later write is refused. */
   #stop(error: unknown): never {
     this.#failure ??= error as Error;
+    for (const waiter of this.#commitWaiters.splice(0)) waiter.reject(error);
     throw error;
   }
 

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   LockedError,
   NoSpaceError,
+  op,
   open,
   restoreSnapshot,
   SnapshotCorruptionError,
@@ -132,6 +133,26 @@ Deno.test("reads never see a write before its batch is synced", async () => {
       assert.equal(db.revision, 1);
       await pending;
       assert.equal(db.getSync("k").count, 1);
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+Deno.test("a read-only txn answers only once what it read is synced", async () => {
+  await withTempDir(async (dir) => {
+    const db = await open(dir);
+    try {
+      const pending = db.put("k", "v");
+      const res = await db.txn({ success: [op.get("k")] });
+      // The txn read the applied state; it may answer only once that
+      // state is durable, like every other read.
+      const [read] = res.responses;
+      assert.ok(read && "range" in read);
+      assert.equal(read.range.count, 1);
+      assert.ok(db.revision >= 2, `committed revision ${db.revision}`);
+      assert.equal(res.header.revision, 2);
+      await pending;
     } finally {
       await db.close();
     }
