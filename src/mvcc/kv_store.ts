@@ -254,12 +254,24 @@ export class MvccStore {
   check(): void {
     this.#tree.check();
     let live = 0;
-    const seen = new Set<number>();
-    this.forEachKeyHandle((index, handle) => {
-      seen.add(handle);
-      if (this.#indexes[handle] !== index) {
-        throw new Error(`mvcc check: handle ${handle} maps to another key`);
+    let previousKey: Uint8Array | undefined;
+    this.forEachKeyIndex({ start: new Uint8Array(0), end: null }, (index) => {
+      // The tree's copy of the key must find this very index again, and the
+      // engine's keys must come in strictly ascending byte order.
+      const handle = this.#tree.get(index.key);
+      if (handle < 0 || this.#indexes[handle] !== index) {
+        throw new Error(
+          `mvcc check: key ${
+            hex(index.key)
+          } maps to handle ${handle}, not its index`,
+        );
       }
+      if (previousKey && compareBytes(previousKey, index.key) >= 0) {
+        throw new Error(
+          `mvcc check: key ${hex(index.key)} after ${hex(previousKey)}`,
+        );
+      }
+      previousKey = index.key;
       if (index.entries.length === 0) {
         throw new Error(`mvcc check: key ${hex(index.key)} has no revisions`);
       }
@@ -319,24 +331,6 @@ export class MvccStore {
       throw new Error(
         `mvcc check: ${this.#tree.size} keys in the tree, ${live} visited, ${mapped} handles mapped`,
       );
-    }
-  }
-
-  /** Calls `visit` for every key in the tree, in key order. */
-  forEachKeyHandle(visit: (index: KeyIndex, handle: number) => void): void {
-    let from: Uint8Array = new Uint8Array(0);
-    let inclusive = true;
-    for (;;) {
-      const page = Array.from(
-        this.#tree.scan(from, inclusive, null, SCAN_PAGE_KEYS),
-      );
-      for (const handle of page) {
-        const index = this.#indexes[handle]!;
-        visit(index, handle);
-        from = index.key;
-      }
-      if (page.length < SCAN_PAGE_KEYS) return;
-      inclusive = false;
     }
   }
 
