@@ -741,18 +741,13 @@ export class Store {
       },
       exists: (key, revision) =>
         mvcc.keyIndex(key)?.get(revision) !== undefined,
-      visible: (bounds, revision) => {
-        const found: ReturnType<TxnHost["visible"]> = [];
+      everyVisible: (bounds, revision, test) => {
+        let all: boolean | undefined;
         mvcc.forEachVisible(bounds, revision, ({ entry }) => {
-          found.push({
-            value: entry.value!,
-            version: entry.version,
-            create: entry.createRevision,
-            mod: entry.main,
-            lease: entry.lease,
-          });
+          all = test(entry);
+          return all;
         });
-        return found;
+        return all;
       },
       checkReadRevision: (revision, readRevision) => {
         mvcc.resolveReadRevision(revision, readRevision);

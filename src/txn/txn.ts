@@ -28,6 +28,7 @@ import {
   type WriteTxn,
 } from "../mvcc/kv_store.ts";
 import { errors, EtcdError } from "../mvcc/errors.ts";
+import type { RevisionEntry } from "../mvcc/key_index.ts";
 import { resolveBounds } from "../mvcc/key_bounds.ts";
 
 /** etcd's default `--max-txn-ops`. */
@@ -110,17 +111,15 @@ export interface TxnHost {
   ): DeleteResponse;
   /** The visible entry of one key at `revision` (for checks). */
   exists(key: Uint8Array, revision: number): boolean;
-  /** Every visible key-value in bounds at `revision`, for compares. */
-  visible(
+  /**
+   * Whether `test` holds for every key visible in bounds at `revision`
+   * (stopping at the first that fails); undefined when no key is visible.
+   */
+  everyVisible(
     bounds: KeyBounds,
     revision: number,
-  ): {
-    value: Uint8Array;
-    version: number;
-    create: number;
-    mod: number;
-    lease: bigint;
-  }[];
+    test: (entry: RevisionEntry) => boolean,
+  ): boolean | undefined;
   /** Readable-revision check: throws etcd's compacted/future errors. */
   checkReadRevision(revision: number, readRevision: number): void;
 }
@@ -290,32 +289,28 @@ export function comparePath(
 }
 
 function evaluateCompare(host: TxnHost, c: Compare, revision: number): boolean {
-  const kvs = host.visible(resolveBounds(c.key, c), revision);
-  if (kvs.length === 0) {
-    // A value compare on a missing key always fails (nil == empty in gRPC,
-    // so there is no way to tell them apart); the others compare zero.
-    if (c.target === "value") return false;
-    return compareOne(c, {
-      value: new Uint8Array(0),
-      version: 0,
-      create: 0,
-      mod: 0,
-      lease: 0n,
-    });
-  }
-  return kvs.every((kv) => compareOne(c, kv));
+  const all = host.everyVisible(
+    resolveBounds(c.key, c),
+    revision,
+    (entry) => compareOne(c, entry),
+  );
+  if (all !== undefined) return all;
+  // A value compare on a missing key always fails (nil == empty in gRPC, so
+  // there is no way to tell them apart); the others compare zero.
+  return c.target !== "value" && compareOne(c, MISSING_KEY);
 }
 
-function compareOne(
-  c: Compare,
-  kv: {
-    value: Uint8Array;
-    version: number;
-    create: number;
-    mod: number;
-    lease: bigint;
-  },
-): boolean {
+/** What a compare sees of a key that does not exist: zeros. */
+const MISSING_KEY: RevisionEntry = {
+  main: 0,
+  sub: 0,
+  createRevision: 0,
+  version: 0,
+  value: new Uint8Array(0),
+  lease: 0n,
+};
+
+function compareOne(c: Compare, kv: RevisionEntry): boolean {
   let result: number;
   switch (c.target) {
     case "value": {
@@ -323,7 +318,7 @@ function compareOne(
         typeof c.value === "string" || c.value instanceof Uint8Array
           ? toBytes(c.value)
           : new TextEncoder().encode(String(c.value));
-      result = compareBytes(kv.value, operand);
+      result = compareBytes(kv.value!, operand);
       break;
     }
     case "lease":
@@ -333,8 +328,8 @@ function compareOne(
       const field = c.target === "version"
         ? kv.version
         : c.target === "create"
-        ? kv.create
-        : kv.mod;
+        ? kv.createRevision
+        : kv.main;
       result = compareBig(BigInt(field), toBig(c.value));
     }
   }
