@@ -893,15 +893,9 @@ export class Store {
     for (const [id, lease] of leases) {
       lessor.add(id, lease.ttlSeconds, lease.deadlineMs);
     }
-    this.#mvcc.forEachVisible(
-      { start: new Uint8Array(0), end: null },
-      this.#mvcc.currentRevision,
-      ({ index, entry }) => {
-        if (entry.lease !== 0n) {
-          this.#leases.restoreAttachment(entry.lease, index.key);
-        }
-      },
-    );
+    this.#mvcc.forEachLeasedKey((index, entry) => {
+      this.#leases.restoreAttachment(entry.lease, index.key);
+    });
     this.#leases.schedule();
   }
 

@@ -15,6 +15,7 @@
 import { BTreeIndex } from "../wasm/btree.ts";
 import { KeyIndex, type RevisionEntry } from "./key_index.ts";
 import { ByteSlab } from "./byte_slab.ts";
+import { ColdEntries } from "./cold_entries.ts";
 import { CompactedError, FutureRevisionError } from "./errors.ts";
 
 /** How many handles one crossing of the wasm boundary returns during a scan. */
@@ -69,11 +70,16 @@ export class MvccStore {
   compactRevision = -1;
 
   readonly #tree = new BTreeIndex();
+  /** Key index by tree handle; undefined for a cold key or a free handle. */
   readonly #indexes: (KeyIndex | undefined)[] = [];
+  /** Restored single-put keys not yet turned into `KeyIndex`es. */
+  readonly #cold = new ColdEntries();
   readonly #freeHandles: number[] = [];
   /** Copies of the keys the tree holds (see byte_slab.ts). */
   readonly #keySlab = new ByteSlab();
-  /** The index `restoreEntry` used last (a snapshot restores one key's
+  /** Copies of restored values of keys that are not cold. */
+  readonly #restoreSlab = new ByteSlab();
+  /** The index `restoreRecorded` used last (a snapshot restores one key's
    * entries in a row). */
   #restoring: KeyIndex | undefined;
   #writing: WriteTxn | undefined;
@@ -104,7 +110,12 @@ export class MvccStore {
   /** The index of `key`, if the tree holds it. */
   keyIndex(key: Uint8Array): KeyIndex | undefined {
     const handle = this.#tree.get(key);
-    return handle < 0 ? undefined : this.#indexes[handle];
+    return handle < 0 ? undefined : this.#owned(handle);
+  }
+
+  /** Number of restored keys still held as columns (see cold_entries.ts). */
+  get coldKeyCount(): number {
+    return this.#cold.count;
   }
 
   /**
@@ -124,28 +135,41 @@ export class MvccStore {
    * Calls `visit` for each key in `bounds` that exists at `atRev`, in key
    * order (or reverse key order), paging through the tree so that nothing
    * but one page of handles is held at a time. `visit` returns false to stop.
+   * With `forWrite`, every index visited is the key's own (see
+   * `forEachKeyIndex`).
    */
   forEachVisible(
     bounds: KeyBounds,
     atRev: number,
     visit: (key: VisibleKey) => boolean | void,
     reverse = false,
+    forWrite = false,
   ): void {
-    this.forEachKeyIndex(bounds, (index) => {
-      const entry = index.get(atRev);
-      if (entry) return visit({ index, entry });
-    }, reverse);
+    this.forEachKeyIndex(
+      bounds,
+      (index) => {
+        const entry = index.get(atRev);
+        if (entry) return visit({ index, entry });
+      },
+      reverse,
+      forWrite,
+    );
   }
 
   /**
    * Calls `visit` for every key in `bounds` the tree holds (deleted keys
    * included, as watch history needs them), in key order (or reverse key
    * order), a page of handles at a time; `visit` returns false to stop.
+   *
+   * A cold key (see cold_entries.ts) is visited as a throw-away copy of its
+   * index, unless `forWrite`: then it becomes a `KeyIndex` of its own first,
+   * which a caller that writes to the index or keeps its key needs.
    */
   forEachKeyIndex(
     bounds: KeyBounds,
     visit: (index: KeyIndex) => boolean | void,
     reverse = false,
+    forWrite = false,
   ): void {
     if (bounds.end === undefined) {
       const index = this.keyIndex(bounds.start);
@@ -166,7 +190,7 @@ export class MvccStore {
       if (count === 0) return;
       // The page is a view into a buffer the next call reuses: take the
       // indexes out before visiting (a visitor may call into the tree).
-      const indexes = this.#takePage(page);
+      const indexes = this.#takePage(page, forWrite);
       for (const index of indexes) if (visit(index) === false) return;
       if (count < SCAN_PAGE_KEYS) return;
       const last = indexes[indexes.length - 1]!.key;
@@ -223,11 +247,16 @@ export class MvccStore {
       // Copy the handles out: removing keys below calls into the tree.
       const handles = Array.from(page);
       for (const handle of handles) {
-        const index = this.#indexes[handle]!;
+        const index = this.#indexes[handle];
+        cursor.inclusive = false;
+        if (index === undefined) {
+          // A cold key holds one put: compaction keeps it.
+          cursor.from = this.#cold.key(handle);
+          continue;
+        }
         index.compact(cursor.atRev, this.#forgetEntry);
         if (index.entries.length === 0) this.#removeKey(index, handle);
         cursor.from = index.key;
-        cursor.inclusive = false;
       }
       visited += count;
       if (count < want) {
@@ -259,7 +288,12 @@ export class MvccStore {
       // The tree's copy of the key must find this very index again, and the
       // engine's keys must come in strictly ascending byte order.
       const handle = this.#tree.get(index.key);
-      if (handle < 0 || this.#indexes[handle] !== index) {
+      const own = handle < 0 ? undefined : this.#indexes[handle];
+      const same = own === undefined
+        ? handle >= 0 && this.#cold.has(handle) &&
+          compareBytes(this.#cold.key(handle), index.key) === 0
+        : own === index;
+      if (!same) {
         throw new Error(
           `mvcc check: key ${
             hex(index.key)
@@ -325,8 +359,14 @@ export class MvccStore {
       }
       live++;
     });
-    let mapped = 0;
-    for (const index of this.#indexes) if (index !== undefined) mapped++;
+    let mapped = this.#cold.count;
+    for (let handle = 0; handle < this.#indexes.length; handle++) {
+      if (this.#indexes[handle] === undefined) continue;
+      if (this.#cold.has(handle)) {
+        throw new Error(`mvcc check: handle ${handle} is both cold and not`);
+      }
+      mapped++;
+    }
     if (mapped !== live || live !== this.#tree.size) {
       throw new Error(
         `mvcc check: ${this.#tree.size} keys in the tree, ${live} visited, ${mapped} handles mapped`,
@@ -343,7 +383,10 @@ export class MvccStore {
     const out: KeyIndex[] = [];
     while (out.length < maxKeys) {
       const want = Math.min(SCAN_PAGE_KEYS, maxKeys - out.length);
-      const page = this.#takePage(this.#tree.scan(from, inclusive, null, want));
+      const page = this.#takePage(
+        this.#tree.scan(from, inclusive, null, want),
+        false,
+      );
       for (const index of page) out.push(index);
       if (page.length < want) break;
       from = page[page.length - 1]!.key;
@@ -360,19 +403,98 @@ export class MvccStore {
   // --- recovery -----------------------------------------------------------
 
   /**
-   * Appends an entry of `key` as it was recorded (snapshot load or WAL
-   * replay). Entries of one key must come in revision order. The store
-   * keeps `key` itself when the key is new: the caller hands over a copy
-   * it will not change (decoders copy keys out of their read buffers).
+   * Restores one entry as it was recorded (snapshot load or WAL replay),
+   * straight from the bytes it was read from: the key is
+   * `bytes[keyStart, keyStart + keyLength)`, the value
+   * `bytes[valueStart, valueStart + valueLength)`, or a tombstone when
+   * `valueLength` is negative. The bytes are copied. Entries of one key must
+   * come in revision order. A key that is new and starts with a put is kept
+   * cold (see cold_entries.ts) until it is touched.
    */
-  restoreEntry(key: Uint8Array, entry: RevisionEntry): void {
+  restoreRecorded(
+    bytes: Uint8Array,
+    keyStart: number,
+    keyLength: number,
+    valueStart: number,
+    valueLength: number,
+    main: number,
+    sub: number,
+    createRevision: number,
+    version: number,
+    lease: bigint,
+  ): void {
     let index = this.#restoring;
-    if (index === undefined || compareBytes(index.key, key) !== 0) {
-      index = this.indexForWrite(key, true);
+    if (
+      index === undefined ||
+      !equalBytesAt(index.key, bytes, keyStart, keyLength)
+    ) {
+      const key = bytes.subarray(keyStart, keyStart + keyLength);
+      const free = this.#freeHandles;
+      const newHandle = free.length > 0
+        ? free[free.length - 1]!
+        : this.#indexes.length;
+      const handle = this.#tree.getOrSet(key, newHandle);
+      if (handle >= 0) {
+        index = this.#owned(handle);
+      } else {
+        if (free.length > 0) free.pop();
+        else this.#indexes.push(undefined);
+        this.#keyBytes += keyLength;
+        if (
+          valueLength >= 0 && this.#cold.add(
+            newHandle,
+            bytes,
+            keyStart,
+            keyLength,
+            valueStart,
+            valueLength,
+            main,
+            sub,
+            createRevision,
+            version,
+            lease,
+          )
+        ) {
+          this.#entryCount++;
+          this.#valueBytes += valueLength;
+          this.#restoring = undefined;
+          return;
+        }
+        index = new KeyIndex(this.#keySlab.copy(key));
+        this.#indexes[newHandle] = index;
+      }
       this.#restoring = index;
     }
+    const entry: RevisionEntry = {
+      main,
+      sub,
+      createRevision,
+      version,
+      value: valueLength < 0 ? null : this.#restoreSlab.copy(
+        bytes,
+        valueStart,
+        valueStart + valueLength,
+      ),
+      lease,
+    };
     index.restore(entry);
     this.noteEntry(entry);
+  }
+
+  /**
+   * Calls `visit` for every key whose put visible at the current revision
+   * carries a lease, with the key's own index (lease attachments keep the
+   * key bytes by identity). Not in key order.
+   */
+  forEachLeasedKey(
+    visit: (index: KeyIndex, entry: RevisionEntry) => void,
+  ): void {
+    for (const handle of this.#cold.leasedHandles()) this.#owned(handle);
+    for (const index of this.#indexes) {
+      if (index === undefined) continue;
+      const entry = index.get(this.currentRevision);
+      if (entry !== undefined && entry.lease !== 0n) visit(index, entry);
+    }
   }
 
   /**
@@ -410,7 +532,7 @@ export class MvccStore {
       ? free[free.length - 1]!
       : this.#indexes.length;
     const handle = this.#tree.getOrSet(key, newHandle);
-    if (handle >= 0) return this.#indexes[handle]!;
+    if (handle >= 0) return this.#owned(handle);
     if (free.length > 0) free.pop();
     const index = new KeyIndex(adopt ? key : this.#keySlab.copy(key));
     this.#indexes[newHandle] = index;
@@ -456,9 +578,23 @@ export class MvccStore {
     this.#keyBytes -= index.key.length;
   }
 
-  #takePage(page: Uint32Array): KeyIndex[] {
+  /** The key index of a handle the tree maps, turning a cold key into one. */
+  #owned(handle: number): KeyIndex {
+    const index = this.#indexes[handle];
+    if (index !== undefined) return index;
+    const taken = this.#cold.take(handle);
+    this.#indexes[handle] = taken;
+    return taken;
+  }
+
+  /** The indexes of a page of handles (cold keys as copies unless `forWrite`). */
+  #takePage(page: Uint32Array, forWrite: boolean): KeyIndex[] {
     const indexes: KeyIndex[] = new Array(page.length);
-    for (let i = 0; i < page.length; i++) indexes[i] = this.#indexes[page[i]!]!;
+    for (let i = 0; i < page.length; i++) {
+      const handle = page[i]!;
+      indexes[i] = this.#indexes[handle] ??
+        (forWrite ? this.#owned(handle) : this.#cold.peek(handle));
+    }
     return indexes;
   }
 }
@@ -502,9 +638,15 @@ export class WriteTxn {
   deleteRange(bounds: KeyBounds): Change[] {
     this.#assertOpen();
     const victims: VisibleKey[] = [];
-    this.store.forEachVisible(bounds, this.readRevision, (visible) => {
-      victims.push(visible);
-    });
+    this.store.forEachVisible(
+      bounds,
+      this.readRevision,
+      (visible) => {
+        victims.push(visible);
+      },
+      false,
+      true,
+    );
     const changes: Change[] = [];
     for (const { index, entry: prev } of victims) {
       const entry = index.tombstone(this.revision, this.#sub++);
@@ -540,6 +682,20 @@ export class WriteTxn {
   #assertOpen(): void {
     if (this.#done) throw new Error("mvcc: write transaction already ended");
   }
+}
+
+/** Whether `key` equals `bytes[start, start + length)`. */
+function equalBytesAt(
+  key: Uint8Array,
+  bytes: Uint8Array,
+  start: number,
+  length: number,
+): boolean {
+  if (key.length !== length) return false;
+  for (let i = 0; i < length; i++) {
+    if (key[i] !== bytes[start + i]) return false;
+  }
+  return true;
 }
 
 /** Byte-wise comparison, as Go's `bytes.Compare`. */

@@ -47,7 +47,14 @@ import {
   WalWriter,
 } from "./wal.ts";
 import { WasmWalEncoder } from "../wasm/wal.ts";
-import { isSkippable, type WalEncoder, type WalRecord } from "./wal_codec.ts";
+import {
+  isSkippable,
+  type RecordedEntrySink,
+  restoreWriteChanges,
+  type WalEncoder,
+  type WalRecord,
+  writeRecordRevision,
+} from "./wal_codec.ts";
 import {
   DEFAULT_SNAPSHOT_COUNT,
   type DurableLease,
@@ -251,7 +258,7 @@ async function recover(
         const status = await readSnapshot(
           fs,
           file,
-          (key, entry) => mvcc.restoreEntry(key, entry),
+          mvcc,
           (id, lease) => leases.set(id, lease),
         );
         compactRevision = status.compactRevision;
@@ -307,20 +314,6 @@ async function recover(
         case "leaseRevoke":
           leases.delete(record.id);
           return;
-        case "write": {
-          if (record.revision <= base) return;
-          if (record.revision !== current + 1) {
-            throw new Error(
-              `revkv: WAL revisions not contiguous: ${record.revision} after ${current}`,
-            );
-          }
-          for (const change of record.changes) {
-            mvcc.restoreEntry(change.key, change.entry);
-          }
-          current = record.revision;
-          replayed++;
-          return;
-        }
         case "compact":
           if (record.revision > compact) {
             if (record.revision > current) {
@@ -350,6 +343,19 @@ async function recover(
       apply,
       {
         cleanEnd,
+        // Write frames go straight from the read buffer into the engine.
+        onWriteFrame: (bytes, view, at, length) => {
+          const revision = writeRecordRevision(view, at, length);
+          if (revision <= base) return;
+          if (revision !== current + 1) {
+            throw new Error(
+              `revkv: WAL revisions not contiguous: ${revision} after ${current}`,
+            );
+          }
+          restoreWriteChanges(bytes, view, at, length, mvcc);
+          current = revision;
+          replayed++;
+        },
         progress: (done, total) =>
           progress(
             `replaying WAL ${Math.round((100 * done) / Math.max(1, total))}%`,
@@ -419,7 +425,7 @@ export function snapshotStatus(
   file: string,
   options: { fs?: StorageFs } = {},
 ): Promise<SnapshotStatus> {
-  return readSnapshot(options.fs ?? denoFs, file, () => {});
+  return readSnapshot(options.fs ?? denoFs, file, discardEntries);
 }
 
 /**
@@ -436,7 +442,7 @@ export async function restoreSnapshot(
 ): Promise<SnapshotStatus> {
   const fs = options.fs ?? denoFs;
   const sync = (options.durability ?? "fsync") === "fsync";
-  const status = await readSnapshot(fs, file, () => {});
+  const status = await readSnapshot(fs, file, discardEntries);
   if (await fs.exists(dataDir)) {
     let entries: string[] = [];
     try {
@@ -458,3 +464,6 @@ export async function restoreSnapshot(
   if (sync) await fs.syncDir(`${dataDir}/snap`);
   return status;
 }
+
+/** Takes restored entries and keeps nothing (reading a snapshot to check it). */
+const discardEntries: RecordedEntrySink = { restoreRecorded() {} };

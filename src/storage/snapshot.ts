@@ -31,15 +31,17 @@
  * @module
  */
 
-import type { KeyIndex, RevisionEntry } from "../mvcc/key_index.ts";
+import type { KeyIndex } from "../mvcc/key_index.ts";
 import type { MvccStore } from "../mvcc/kv_store.ts";
 import { crc32c } from "./crc32c.ts";
-import { ByteSlab } from "../mvcc/byte_slab.ts";
 import type { StorageFs } from "./fs.ts";
-import { readFrame, TsWalEncoder, type WalEncoder } from "./wal_codec.ts";
+import {
+  readFrame,
+  type RecordedEntrySink,
+  TsWalEncoder,
+  type WalEncoder,
+} from "./wal_codec.ts";
 
-/** Where restored keys and values are copied to (see byte_slab.ts). */
-const restoreSlab = new ByteSlab();
 /** Keys per page while hashing. */
 export const SNAPSHOT_PAGE_KEYS = 2048;
 /**
@@ -342,16 +344,16 @@ export async function writeSnapshot(
 }
 
 /**
- * Reads and verifies a snapshot; with `onEntry`, passes every entry (keys in
- * order, each key's entries oldest first). Verification of the whole file
- * happens before the first `onEntry` call, so a corrupt snapshot applies
- * nothing. With `onLease`, passes every lease the snapshot holds.
+ * Reads and verifies a snapshot; with `entries`, passes every entry to it
+ * (keys in order, each key's entries oldest first) as byte positions in the
+ * file's bytes. Verification of the whole file happens before the first
+ * entry is passed, so a corrupt snapshot applies nothing. With `onLease`, passes every lease the snapshot holds.
  * @throws SnapshotCorruptionError when a frame or the footer does not check.
  */
 export async function readSnapshot(
   fs: StorageFs,
   path: string,
-  onEntry?: (key: Uint8Array, entry: RevisionEntry) => void,
+  entries?: RecordedEntrySink,
   onLease?: (id: bigint, lease: SnapshotLease) => void,
 ): Promise<SnapshotStatus> {
   const bytes = await fs.readFile(path);
@@ -421,9 +423,9 @@ export async function readSnapshot(
       }
     }
   }
-  if (onEntry) {
+  if (entries) {
     let keys = 0;
-    let entries = 0;
+    let entryCount = 0;
     for (const frame of frames) {
       if (frame.type !== TYPE_KEYS) continue;
       let p = frame.start;
@@ -431,39 +433,38 @@ export async function readSnapshot(
       while (p < end) {
         const keyLength = view.getUint32(p, true);
         const count = view.getUint32(p + 4, true);
-        const key = restoreSlab.copy(bytes, p + 8, p + 8 + keyLength);
+        const keyStart = p + 8;
         p += 8 + keyLength;
         for (let i = 0; i < count; i++) {
           const tombstone = (view.getUint32(p + 12, true) & 1) === 1;
           const valueLength = view.getUint32(p + 40, true);
           const leaseLo = view.getUint32(p + 32, true);
           const leaseHi = view.getUint32(p + 36, true);
-          const entry: RevisionEntry = {
-            main: getU64(view, p),
-            sub: view.getUint32(p + 8, true),
-            createRevision: getU64(view, p + 16),
-            version: getU64(view, p + 24),
-            lease: leaseLo === 0 && leaseHi === 0
+          entries.restoreRecorded(
+            bytes,
+            keyStart,
+            keyLength,
+            p + ENTRY_HEAD_BYTES,
+            tombstone ? -1 : valueLength,
+            getU64(view, p),
+            view.getUint32(p + 8, true),
+            getU64(view, p + 16),
+            getU64(view, p + 24),
+            leaseLo === 0 && leaseHi === 0
               ? 0n
               : BigInt.asIntN(64, view.getBigUint64(p + 32, true)),
-            value: tombstone ? null : restoreSlab.copy(
-              bytes,
-              p + ENTRY_HEAD_BYTES,
-              p + ENTRY_HEAD_BYTES + valueLength,
-            ),
-          };
-          onEntry(key, entry);
+          );
           p += ENTRY_HEAD_BYTES + valueLength;
-          entries++;
+          entryCount++;
         }
         keys++;
       }
     }
-    if (keys !== totalKeys || entries !== totalEntries) {
+    if (keys !== totalKeys || entryCount !== totalEntries) {
       throw new SnapshotCorruptionError(
         path,
         offset,
-        `footer counts ${totalKeys} keys / ${totalEntries} entries, found ${keys} / ${entries}`,
+        `footer counts ${totalKeys} keys / ${totalEntries} entries, found ${keys} / ${entryCount}`,
       );
     }
   }

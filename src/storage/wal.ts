@@ -33,7 +33,7 @@ import {
   type WalEncoder,
   type WalRecord,
 } from "./wal_codec.ts";
-import { decodeRecord } from "./wal_codec.ts";
+import { decodeRecord, writeRecordRevision } from "./wal_codec.ts";
 
 /** Default segment size, as etcd's (64 MiB). */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
@@ -159,7 +159,27 @@ export interface ReadWalOptions {
   cleanEnd?: CleanEnd;
   /** Called with each segment's progress (bytes done, bytes total). */
   progress?: (done: number, total: number) => void;
+  /**
+   * When set, write frames are handed to it undecoded (the payload's place
+   * in `bytes`, valid only during the call) instead of to `onRecord`:
+   * recovery reads them straight into the engine (`restoreWriteChanges`).
+   */
+  onWriteFrame?: (
+    bytes: Uint8Array,
+    view: DataView,
+    at: number,
+    length: number,
+  ) => void;
 }
+
+/** Takes one checked frame's payload (valid only during the call). */
+type FrameSink = (
+  bytes: Uint8Array,
+  view: DataView,
+  type: number,
+  at: number,
+  length: number,
+) => void;
 
 /**
  * Where a clean close left the end of the log: written to `wal/CLEAN` after
@@ -232,6 +252,18 @@ export async function readWal(
   let records = 0;
   let lastRevision = 0;
   let prevSegmentCrc: number | undefined;
+  const onWriteFrame = options.onWriteFrame;
+  const deliver: FrameSink = (bytes, view, type, at, length) => {
+    if (type === RecordType.write && onWriteFrame !== undefined) {
+      lastRevision = writeRecordRevision(view, at, length);
+      onWriteFrame(bytes, view, at, length);
+    } else {
+      const record = decodeRecord(bytes, view, type, at, length);
+      if (record.kind === "write") lastRevision = record.revision;
+      onRecord(record);
+    }
+    records++;
+  };
   for (let i = 0; i < segments.length; i++) {
     const segment = segments[i]!;
     const isLast = i === segments.length - 1;
@@ -250,11 +282,7 @@ export async function readWal(
         ? options.cleanEnd
         : undefined,
       prevSegmentCrc,
-      (record) => {
-        if (record.kind === "write") lastRevision = record.revision;
-        onRecord(record);
-        records++;
-      },
+      deliver,
       options.progress,
     );
     if (streamed.clean) {
@@ -328,16 +356,13 @@ export async function readWal(
           }
           break;
         }
-        const record = decodeRecord(
+        deliver(
           bytes,
           view,
           frame.type,
           frame.payloadStart,
           frame.payloadLength,
         );
-        if (record.kind === "write") lastRevision = record.revision;
-        onRecord(record);
-        records++;
         crc = frame.crc;
         offset = frame.next;
         if ((records & 0xfff) === 0) options.progress?.(offset, bytes.length);
@@ -508,7 +533,7 @@ interface Streamed {
 
 /**
  * Streams a segment's frames in order while they are valid, calling
- * `onRecord` for each after the header. Stops at the first frame it cannot
+ * `deliver` for each after the header. Stops at the first frame it cannot
  * accept, without judging it (the caller does, from the whole file).
  */
 async function streamSegment(
@@ -518,7 +543,7 @@ async function streamSegment(
   isLast: boolean,
   cleanEnd: CleanEnd | undefined,
   prevSegmentCrc: number | undefined,
-  onRecord: (record: WalRecord) => void,
+  deliver: FrameSink,
   progress: ((done: number, total: number) => void) | undefined,
 ): Promise<Streamed> {
   const file = await fs.open(path);
@@ -557,18 +582,28 @@ async function streamSegment(
       }
       if (frame.status === "bad") break;
       if (!headerDone && frame.type !== RecordType.segment) break;
-      const record = decodeRecord(
-        window.bytes,
-        window.view,
-        frame.type,
-        frame.payloadStart,
-        frame.payloadLength,
-      );
       if (!headerDone) {
-        checkSegmentHeader(path, segment, prevSegmentCrc, record);
+        checkSegmentHeader(
+          path,
+          segment,
+          prevSegmentCrc,
+          decodeRecord(
+            window.bytes,
+            window.view,
+            frame.type,
+            frame.payloadStart,
+            frame.payloadLength,
+          ),
+        );
         headerDone = true;
       } else {
-        onRecord(record);
+        deliver(
+          window.bytes,
+          window.view,
+          frame.type,
+          frame.payloadStart,
+          frame.payloadLength,
+        );
       }
       crc = frame.crc;
       offset += frame.next - at;

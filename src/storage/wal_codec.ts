@@ -554,6 +554,81 @@ export function decodeRecord(
   }
 }
 
+/** Where recovery puts the entries of write records (the engine). */
+export interface RecordedEntrySink {
+  /** See `MvccStore.restoreRecorded`. */
+  restoreRecorded(
+    bytes: Uint8Array,
+    keyStart: number,
+    keyLength: number,
+    valueStart: number,
+    valueLength: number,
+    main: number,
+    sub: number,
+    createRevision: number,
+    version: number,
+    lease: bigint,
+  ): void;
+}
+
+/** The revision of a checked write frame's payload. */
+export function writeRecordRevision(
+  view: DataView,
+  at: number,
+  length: number,
+): number {
+  if (length < 16) {
+    throw new Error(
+      `wal: record type ${RecordType.write} payload of ${length} bytes, expected at least 16`,
+    );
+  }
+  return getU64(view, at);
+}
+
+/**
+ * Hands every change of a checked write frame's payload to `sink` as byte
+ * positions in `bytes`, without decoding it into objects (recovery: see
+ * `cold_entries.ts` for why objects per entry matter). Same checks as
+ * `decodeRecord`.
+ */
+export function restoreWriteChanges(
+  bytes: Uint8Array,
+  view: DataView,
+  at: number,
+  length: number,
+  sink: RecordedEntrySink,
+): void {
+  const revision = writeRecordRevision(view, at, length);
+  const count = view.getUint32(at + 8, true);
+  let p = at + 16;
+  const end = at + length;
+  for (let i = 0; i < count; i++) {
+    if (p + CHANGE_HEAD_BYTES > end) {
+      throw new Error("wal: write record truncated");
+    }
+    const tombstone = (view.getUint32(p + 4, true) & 1) === 1;
+    const keyLength = view.getUint32(p + 32, true);
+    const valueLength = view.getUint32(p + 36, true);
+    const keyAt = p + CHANGE_HEAD_BYTES;
+    if (keyAt + keyLength + valueLength > end) {
+      throw new Error("wal: write record key/value past its end");
+    }
+    sink.restoreRecorded(
+      bytes,
+      keyAt,
+      keyLength,
+      keyAt + keyLength,
+      tombstone ? -1 : valueLength,
+      revision,
+      view.getUint32(p, true),
+      getU64(view, p + 8),
+      getU64(view, p + 16),
+      getId(view, p + 24),
+    );
+    p = keyAt + keyLength + valueLength;
+  }
+}
+
 /** Whether an unknown type byte may be skipped by an older reader. */
 export function isSkippable(type: number): boolean {
   return (type & RECORD_SKIPPABLE) !== 0;
