@@ -84,7 +84,10 @@ export {
   snapshotStatus,
 } from "./src/storage/data_dir.ts";
 export { type SnapshotStatus } from "./src/storage/snapshot.ts";
-export { WalCorruptionError } from "./src/storage/wal.ts";
+export {
+  type ReplayWorkerMode,
+  WalCorruptionError,
+} from "./src/storage/wal.ts";
 export { SnapshotCorruptionError } from "./src/storage/snapshot.ts";
 export { LockedError } from "./src/storage/lock.ts";
 export { StorageFailedError } from "./src/storage/journal.ts";

@@ -89,7 +89,9 @@ export class ColdEntries {
   /**
    * Makes `handle` a cold key holding one put, copying the key
    * (`bytes[keyStart, keyStart + keyLength)`) and the value
-   * (`bytes[valueStart, valueStart + valueLength)`). Returns false, and
+   * (`bytes[valueStart, valueStart + valueLength)`). With `adopted` (a
+   * chunk number from `adoptChunk`, `bytes` being that chunk, the value
+   * right after the key), the bytes stay where they are. Returns false, and
    * keeps nothing, when a revision or version does not fit the columns.
    */
   add(
@@ -104,6 +106,7 @@ export class ColdEntries {
     createRevision: number,
     version: number,
     lease: bigint,
+    adopted = -1,
   ): boolean {
     if (
       !(main > 0 && main <= U32_MAX && createRevision <= U32_MAX &&
@@ -115,7 +118,10 @@ export class ColdEntries {
     const length = keyLength + valueLength;
     let chunkNumber: number;
     let at: number;
-    if (length > COLD_ITEM_BYTES_MAX) {
+    if (adopted >= 0) {
+      chunkNumber = adopted;
+      at = keyStart;
+    } else if (length > COLD_ITEM_BYTES_MAX) {
       chunkNumber = this.#chunks.length;
       this.#chunks.push(new Uint8Array(length));
       this.#chunkKeys.push(0);
@@ -132,7 +138,11 @@ export class ColdEntries {
       this.#used = at + length;
     }
     const chunk = this.#chunks[chunkNumber]!;
-    if (valueStart === keyStart + keyLength) {
+    if (adopted >= 0) {
+      if (chunk !== bytes || valueStart !== keyStart + keyLength) {
+        throw new Error("mvcc: cold entry not in the chunk it names");
+      }
+    } else if (valueStart === keyStart + keyLength) {
       copyInto(chunk, at, bytes, keyStart, length);
     } else {
       copyInto(chunk, at, bytes, keyStart, keyLength);
@@ -152,6 +162,25 @@ export class ColdEntries {
     if (lease !== 0n) this.#leases.set(handle, lease);
     this.#count++;
     return true;
+  }
+
+  /**
+   * Takes over `chunk` (filled by someone else, e.g. the WAL replay worker,
+   * and never written again) as a chunk that `add` can point into; returns
+   * its number. Call `releaseChunk` once every entry in it was added.
+   */
+  adoptChunk(chunk: Uint8Array): number {
+    this.#chunks.push(chunk);
+    // The adopter's hold counts as one key until `releaseChunk`.
+    this.#chunkKeys.push(1);
+    return this.#chunks.length - 1;
+  }
+
+  /** Lets go of an adopted chunk if no cold key points into it. */
+  releaseChunk(chunkNumber: number): void {
+    if (--this.#chunkKeys[chunkNumber]! === 0) {
+      this.#chunks[chunkNumber] = undefined;
+    }
   }
 
   /** The key bytes of a cold handle (a view: do not change them). */

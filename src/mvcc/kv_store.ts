@@ -409,7 +409,9 @@ export class MvccStore {
    * `bytes[valueStart, valueStart + valueLength)`, or a tombstone when
    * `valueLength` is negative. The bytes are copied. Entries of one key must
    * come in revision order. A key that is new and starts with a put is kept
-   * cold (see cold_entries.ts) until it is touched.
+   * cold (see cold_entries.ts) until it is touched. With `adoptedChunk`
+   * (from `adoptRestoreChunk`, `bytes` being that chunk), a cold key's
+   * bytes are not copied.
    */
   restoreRecorded(
     bytes: Uint8Array,
@@ -422,18 +424,23 @@ export class MvccStore {
     createRevision: number,
     version: number,
     lease: bigint,
+    adoptedChunk = -1,
   ): void {
     let index = this.#restoring;
     if (
       index === undefined ||
       !equalBytesAt(index.key, bytes, keyStart, keyLength)
     ) {
-      const key = bytes.subarray(keyStart, keyStart + keyLength);
       const free = this.#freeHandles;
       const newHandle = free.length > 0
         ? free[free.length - 1]!
         : this.#indexes.length;
-      const handle = this.#tree.getOrSet(key, newHandle);
+      const handle = this.#tree.getOrSet(
+        bytes,
+        newHandle,
+        keyStart,
+        keyStart + keyLength,
+      );
       if (handle >= 0) {
         index = this.#owned(handle);
       } else {
@@ -453,6 +460,7 @@ export class MvccStore {
             createRevision,
             version,
             lease,
+            adoptedChunk,
           )
         ) {
           this.#entryCount++;
@@ -460,7 +468,9 @@ export class MvccStore {
           this.#restoring = undefined;
           return;
         }
-        index = new KeyIndex(this.#keySlab.copy(key));
+        index = new KeyIndex(
+          this.#keySlab.copy(bytes, keyStart, keyStart + keyLength),
+        );
         this.#indexes[newHandle] = index;
       }
       this.#restoring = index;
@@ -479,6 +489,20 @@ export class MvccStore {
     };
     index.restore(entry);
     this.noteEntry(entry);
+  }
+
+  /**
+   * Takes over a chunk of restored key and value bytes that nobody writes
+   * again; `restoreRecorded` calls that name its number point into it
+   * instead of copying. Release it after the last such call.
+   */
+  adoptRestoreChunk(chunk: Uint8Array): number {
+    return this.#cold.adoptChunk(chunk);
+  }
+
+  /** Ends `adoptRestoreChunk`: the chunk is dropped unless a cold key uses it. */
+  releaseRestoreChunk(chunkNumber: number): void {
+    this.#cold.releaseChunk(chunkNumber);
   }
 
   /**

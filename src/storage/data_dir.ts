@@ -43,6 +43,7 @@ import {
   listSegments,
   readCleanEnd,
   readWal,
+  type ReplayWorkerMode,
   type TornTail,
   WalWriter,
 } from "./wal.ts";
@@ -50,10 +51,8 @@ import { WasmWalEncoder } from "../wasm/wal.ts";
 import {
   isSkippable,
   type RecordedEntrySink,
-  restoreWriteChanges,
   type WalEncoder,
   type WalRecord,
-  writeRecordRevision,
 } from "./wal_codec.ts";
 import {
   DEFAULT_SNAPSHOT_COUNT,
@@ -78,6 +77,12 @@ export interface DataDirOptions {
   encoder?: WalEncoder;
   /** Show a progress line when startup takes over a second (default: when stderr is a terminal). */
   progress?: boolean;
+  /**
+   * Whether recovery reads the WAL in a worker, beside the main thread:
+   * `"auto"` (default) for logs over 8 MiB, or `"always"`/`"never"`.
+   * Only with the real file system.
+   */
+  replayWorker?: ReplayWorkerMode;
 }
 
 /** What recovery did. */
@@ -137,6 +142,7 @@ function resolve(options: DataDirOptions) {
     sync: durability === "fsync",
     encoder: options.encoder ?? new WasmWalEncoder(),
     progress: options.progress,
+    replayWorker: options.replayWorker ?? "auto",
   };
 }
 
@@ -168,6 +174,7 @@ export async function openDataDir(
       fs,
       dir,
       (message) => progress.update(message),
+      o.replayWorker,
     );
     // The clean-close marker describes the log as it was read just now;
     // it must be gone (durably) before anything is appended, or a later
@@ -235,6 +242,7 @@ async function recover(
   fs: StorageFs,
   dir: string,
   progress: (message: string) => void,
+  replayWorker: ReplayWorkerMode,
 ) {
   const skipped: { file: string; reason: string }[] = [];
   const snapDir = `${dir}/snap`;
@@ -343,18 +351,21 @@ async function recover(
       apply,
       {
         cleanEnd,
-        // Write frames go straight from the read buffer into the engine.
-        onWriteFrame: (bytes, view, at, length) => {
-          const revision = writeRecordRevision(view, at, length);
-          if (revision <= base) return;
-          if (revision !== current + 1) {
-            throw new Error(
-              `revkv: WAL revisions not contiguous: ${revision} after ${current}`,
-            );
-          }
-          restoreWriteChanges(bytes, view, at, length, mvcc);
-          current = revision;
-          replayed++;
+        replayWorker,
+        // Write records go straight from the read buffers into the engine.
+        writes: {
+          beginWrite: (revision) => {
+            if (revision <= base) return false;
+            if (revision !== current + 1) {
+              throw new Error(
+                `revkv: WAL revisions not contiguous: ${revision} after ${current}`,
+              );
+            }
+            current = revision;
+            replayed++;
+            return true;
+          },
+          entries: mvcc,
         },
         progress: (done, total) =>
           progress(

@@ -22,7 +22,12 @@
  * @module
  */
 
-import type { StorageFile, StorageFs } from "./fs.ts";
+import { denoFs, type StorageFile, type StorageFs } from "./fs.ts";
+import {
+  applyReplayBatch,
+  type ReplayTarget,
+  streamSegmentInWorker,
+} from "./replay_batch.ts";
 import {
   align8,
   FRAME_HEADER_BYTES,
@@ -33,7 +38,11 @@ import {
   type WalEncoder,
   type WalRecord,
 } from "./wal_codec.ts";
-import { decodeRecord, writeRecordRevision } from "./wal_codec.ts";
+import {
+  decodeRecord,
+  restoreWriteChanges,
+  writeRecordRevision,
+} from "./wal_codec.ts";
 
 /** Default segment size, as etcd's (64 MiB). */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
@@ -160,17 +169,30 @@ export interface ReadWalOptions {
   /** Called with each segment's progress (bytes done, bytes total). */
   progress?: (done: number, total: number) => void;
   /**
-   * When set, write frames are handed to it undecoded (the payload's place
-   * in `bytes`, valid only during the call) instead of to `onRecord`:
-   * recovery reads them straight into the engine (`restoreWriteChanges`).
+   * When set, write records go here instead of to `onRecord`, straight
+   * from the read buffer into the engine without record objects
+   * (recovery). A large log is then read by a worker (`replay_batch.ts`).
    */
-  onWriteFrame?: (
-    bytes: Uint8Array,
-    view: DataView,
-    at: number,
-    length: number,
-  ) => void;
+  writes?: WalWriteTarget;
+  /** With `writes`: when to read in a worker (default `"auto"`). */
+  replayWorker?: ReplayWorkerMode;
 }
+
+/**
+ * When recovery reads the WAL in a worker: for logs over
+ * `REPLAY_WORKER_MIN_BYTES` (`"auto"`), `"always"` or `"never"`.
+ */
+export type ReplayWorkerMode = "auto" | "always" | "never";
+
+/** Where recovery puts write records (see `ReadWalOptions.writes`). */
+export type WalWriteTarget = Omit<ReplayTarget, "record">;
+
+/**
+ * Logs longer than this (one segment's data, or more than one segment) are
+ * read by the replay worker; shorter ones are not worth starting it
+ * (~50 ms of a core).
+ */
+export const REPLAY_WORKER_MIN_BYTES = 8 * 1024 * 1024;
 
 /** Takes one checked frame's payload (valid only during the call). */
 type FrameSink = (
@@ -252,11 +274,14 @@ export async function readWal(
   let records = 0;
   let lastRevision = 0;
   let prevSegmentCrc: number | undefined;
-  const onWriteFrame = options.onWriteFrame;
+  const writes = options.writes;
   const deliver: FrameSink = (bytes, view, type, at, length) => {
-    if (type === RecordType.write && onWriteFrame !== undefined) {
-      lastRevision = writeRecordRevision(view, at, length);
-      onWriteFrame(bytes, view, at, length);
+    if (type === RecordType.write && writes !== undefined) {
+      const revision = writeRecordRevision(view, at, length);
+      lastRevision = revision;
+      if (writes.beginWrite(revision)) {
+        restoreWriteChanges(bytes, view, at, length, writes.entries);
+      }
     } else {
       const record = decodeRecord(bytes, view, type, at, length);
       if (record.kind === "write") lastRevision = record.revision;
@@ -264,139 +289,210 @@ export async function readWal(
     }
     records++;
   };
-  for (let i = 0; i < segments.length; i++) {
-    const segment = segments[i]!;
-    const isLast = i === segments.length - 1;
-    const path = `${walDir}/${segment.name}`;
-    // Fast path: stream the segment through a reused buffer, only up to the
-    // end of the log (segments are preallocated: most of the last one is
-    // zeros). It stops at the first frame it cannot accept; the whole file
-    // is then read and the decision below (end, torn tail or corruption)
-    // is made from there, exactly as if nothing had been streamed.
-    const streamed = await streamSegment(
-      fs,
-      path,
-      segment,
-      isLast,
-      isLast && options.cleanEnd?.segment === segment.name
+  const mode = options.replayWorker ?? "auto";
+  const worker = writes !== undefined && fs === denoFs &&
+      typeof Worker === "function" && segments.length > 0 &&
+      (mode === "always" ||
+        mode === "auto" &&
+          await replayWorkerPays(fs, walDir, segments, options.cleanEnd))
+    ? new Worker(new URL("./replay_worker.ts", import.meta.url).href, {
+      type: "module",
+    })
+    : undefined;
+  const target: ReplayTarget | undefined = writes && {
+    beginWrite: (revision) => {
+      lastRevision = revision;
+      records++;
+      return writes.beginWrite(revision);
+    },
+    record: (record) => {
+      onRecord(record);
+      records++;
+    },
+    entries: writes.entries,
+  };
+  try {
+    for (let i = 0; i < segments.length; i++) {
+      const segment = segments[i]!;
+      const isLast = i === segments.length - 1;
+      const path = `${walDir}/${segment.name}`;
+      const cleanEnd = isLast && options.cleanEnd?.segment === segment.name
         ? options.cleanEnd
-        : undefined,
-      prevSegmentCrc,
-      deliver,
-      options.progress,
-    );
-    if (streamed.clean) {
-      tail = {
-        segment,
-        offset: streamed.offset,
-        crc: streamed.crc,
-        lastRevision,
-      };
-      prevSegmentCrc = streamed.crc;
-      continue;
-    }
-    const bytes = await fs.readFile(path);
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    let offset = streamed.offset;
-    let crc = streamed.crc;
-    let problem: { offset: number; reason: string } | undefined;
-    let headerOk = streamed.headerDone;
-    if (!headerOk) {
-      // The header: a segment record chained from 0 that names this segment.
-      const head = readFrame(bytes, view, 0, bytes.length, 0);
-      if (head.status !== "ok" || head.type !== RecordType.segment) {
-        problem = {
-          offset: 0,
-          reason: head.status === "bad"
-            ? head.reason
-            : "missing segment header",
-        };
-      } else {
-        checkSegmentHeader(
+        : undefined;
+      // Fast path: stream the segment through a reused buffer, only up to the
+      // end of the log (segments are preallocated: most of the last one is
+      // zeros). It stops at the first frame it cannot accept; the whole file
+      // is then read and the decision below (end, torn tail or corruption)
+      // is made from there, exactly as if nothing had been streamed.
+      const streamed = worker !== undefined && target !== undefined
+        ? await streamSegmentInWorker(
+          worker,
+          { path, segment, isLast, cleanEnd, prevSegmentCrc },
+          (batch) => {
+            applyReplayBatch(batch, target);
+            options.progress?.(batch.offset, batch.size);
+          },
+          (file, offset, reason) =>
+            new WalCorruptionError(file, offset, reason),
+        )
+        : await streamSegment(
+          fs,
           path,
           segment,
+          isLast,
+          cleanEnd,
           prevSegmentCrc,
-          decodeRecord(
+          deliver,
+          options.progress,
+        );
+      if (streamed.clean) {
+        tail = {
+          segment,
+          offset: streamed.offset,
+          crc: streamed.crc,
+          lastRevision,
+        };
+        prevSegmentCrc = streamed.crc;
+        continue;
+      }
+      const bytes = await fs.readFile(path);
+      const view = new DataView(
+        bytes.buffer,
+        bytes.byteOffset,
+        bytes.byteLength,
+      );
+      let offset = streamed.offset;
+      let crc = streamed.crc;
+      let problem: { offset: number; reason: string } | undefined;
+      let headerOk = streamed.headerDone;
+      if (!headerOk) {
+        // The header: a segment record chained from 0 that names this segment.
+        const head = readFrame(bytes, view, 0, bytes.length, 0);
+        if (head.status !== "ok" || head.type !== RecordType.segment) {
+          problem = {
+            offset: 0,
+            reason: head.status === "bad"
+              ? head.reason
+              : "missing segment header",
+          };
+        } else {
+          checkSegmentHeader(
+            path,
+            segment,
+            prevSegmentCrc,
+            decodeRecord(
+              bytes,
+              view,
+              head.type,
+              head.payloadStart,
+              head.payloadLength,
+            ),
+          );
+          crc = head.crc;
+          offset = head.next;
+          headerOk = true;
+        }
+      }
+      if (headerOk) {
+        for (;;) {
+          const frame = readFrame(bytes, view, offset, bytes.length, crc);
+          if (frame.status === "end") {
+            // Zeros here; valid frames after them would mean lost data.
+            if (isLast && validFramesAfter(bytes, view, offset, undefined)) {
+              problem = { offset, reason: "zeroed frame header" };
+            }
+            break;
+          }
+          if (frame.status === "bad") {
+            problem = { offset, reason: frame.reason };
+            if (
+              isLast && !frame.pastEnd &&
+              !validFramesAfter(bytes, view, offset, frame.storedCrc)
+            ) {
+              // The last frame of the log, torn.
+              torn = { file: path, offset, reason: frame.reason };
+              problem = undefined;
+              await zeroFrom(fs, path, offset, bytes);
+            } else if (isLast && frame.pastEnd) {
+              torn = { file: path, offset, reason: frame.reason };
+              problem = undefined;
+              await zeroFrom(fs, path, offset, bytes);
+            }
+            break;
+          }
+          deliver(
             bytes,
             view,
-            head.type,
-            head.payloadStart,
-            head.payloadLength,
-          ),
-        );
-        crc = head.crc;
-        offset = head.next;
-        headerOk = true;
+            frame.type,
+            frame.payloadStart,
+            frame.payloadLength,
+          );
+          crc = frame.crc;
+          offset = frame.next;
+          if ((records & 0xfff) === 0) options.progress?.(offset, bytes.length);
+        }
       }
-    }
-    if (headerOk) {
-      for (;;) {
-        const frame = readFrame(bytes, view, offset, bytes.length, crc);
-        if (frame.status === "end") {
-          // Zeros here; valid frames after them would mean lost data.
-          if (isLast && validFramesAfter(bytes, view, offset, undefined)) {
-            problem = { offset, reason: "zeroed frame header" };
-          }
+      if (problem !== undefined) {
+        if (isLast && problem.offset === 0 && bytes.every((b) => b === 0)) {
+          // A segment that never got its header: a roll cut short.
+          torn = { file: path, offset: 0, reason: problem.reason };
+          await fs.remove(path);
           break;
         }
-        if (frame.status === "bad") {
-          problem = { offset, reason: frame.reason };
-          if (
-            isLast && !frame.pastEnd &&
-            !validFramesAfter(bytes, view, offset, frame.storedCrc)
-          ) {
-            // The last frame of the log, torn.
-            torn = { file: path, offset, reason: frame.reason };
-            problem = undefined;
-            await zeroFrom(fs, path, offset, bytes);
-          } else if (isLast && frame.pastEnd) {
-            torn = { file: path, offset, reason: frame.reason };
-            problem = undefined;
-            await zeroFrom(fs, path, offset, bytes);
-          }
-          break;
+        if (!options.repair) {
+          throw new WalCorruptionError(path, problem.offset, problem.reason);
         }
-        deliver(
-          bytes,
-          view,
-          frame.type,
-          frame.payloadStart,
-          frame.payloadLength,
-        );
-        crc = frame.crc;
-        offset = frame.next;
-        if ((records & 0xfff) === 0) options.progress?.(offset, bytes.length);
+        await zeroFrom(fs, path, problem.offset, bytes);
+        const removed: string[] = [];
+        for (const later of segments.slice(i + 1)) {
+          await fs.remove(`${walDir}/${later.name}`);
+          removed.push(later.name);
+        }
+        await fs.syncDir(walDir);
+        tail = { segment, offset: problem.offset, crc, lastRevision };
+        return {
+          tail,
+          torn,
+          repaired: { file: path, offset: problem.offset, removed },
+          records,
+        };
       }
+      tail = { segment, offset, crc, lastRevision };
+      prevSegmentCrc = crc;
     }
-    if (problem !== undefined) {
-      if (isLast && problem.offset === 0 && bytes.every((b) => b === 0)) {
-        // A segment that never got its header: a roll cut short.
-        torn = { file: path, offset: 0, reason: problem.reason };
-        await fs.remove(path);
-        break;
-      }
-      if (!options.repair) {
-        throw new WalCorruptionError(path, problem.offset, problem.reason);
-      }
-      await zeroFrom(fs, path, problem.offset, bytes);
-      const removed: string[] = [];
-      for (const later of segments.slice(i + 1)) {
-        await fs.remove(`${walDir}/${later.name}`);
-        removed.push(later.name);
-      }
-      await fs.syncDir(walDir);
-      tail = { segment, offset: problem.offset, crc, lastRevision };
-      return {
-        tail,
-        torn,
-        repaired: { file: path, offset: problem.offset, removed },
-        records,
-      };
-    }
-    tail = { segment, offset, crc, lastRevision };
-    prevSegmentCrc = crc;
+  } finally {
+    worker?.terminate();
   }
   return { tail, torn, repaired: undefined, records };
+}
+
+/**
+ * Whether the log is long enough for the replay worker: more than one
+ * segment, or data at `REPLAY_WORKER_MIN_BYTES` into the only one (known
+ * from the clean-close marker, else probed).
+ */
+async function replayWorkerPays(
+  fs: StorageFs,
+  walDir: string,
+  segments: readonly SegmentName[],
+  cleanEnd: CleanEnd | undefined,
+): Promise<boolean> {
+  if (segments.length !== 1) return segments.length > 1;
+  const segment = segments[0]!;
+  if (cleanEnd?.segment === segment.name) {
+    return cleanEnd.offset >= REPLAY_WORKER_MIN_BYTES;
+  }
+  const file = await fs.open(`${walDir}/${segment.name}`);
+  try {
+    const probe = new Uint8Array(4096);
+    const got = await file.readAt(
+      REPLAY_WORKER_MIN_BYTES - probe.length,
+      probe,
+    );
+    return probe.subarray(0, Math.max(0, got)).some((b) => b !== 0);
+  } finally {
+    file.close();
+  }
 }
 
 /** Bytes read per call while streaming a segment. */
@@ -536,7 +632,7 @@ interface Streamed {
  * `deliver` for each after the header. Stops at the first frame it cannot
  * accept, without judging it (the caller does, from the whole file).
  */
-async function streamSegment(
+export async function streamSegment(
   fs: StorageFs,
   path: string,
   segment: SegmentName,

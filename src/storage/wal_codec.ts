@@ -568,6 +568,7 @@ export interface RecordedEntrySink {
     createRevision: number,
     version: number,
     lease: bigint,
+    adoptedChunk?: number,
   ): void;
 }
 

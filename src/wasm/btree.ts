@@ -114,17 +114,22 @@ export class BTreeIndex {
    * Inserts `key` with `handle` unless it is present: one boundary crossing
    * for "find or create".
    *
-   * @param key The key bytes (copied when inserted).
+   * @param key The key bytes (copied when inserted): `key[start, end)`.
    * @param handle An integer in [0, 2^31 - 1], stored only when the key is new.
    * @returns The key's existing handle, or -1 when it was inserted.
    */
-  getOrSet(key: Uint8Array, handle: number): number {
+  getOrSet(
+    key: Uint8Array,
+    handle: number,
+    start = 0,
+    end = key.length,
+  ): number {
     if (!(handle >= 0 && handle <= HANDLE_MAX && Number.isInteger(handle))) {
       throw new RangeError(
         `Cannot set handle ${handle}: handles are integers in [0, ${HANDLE_MAX}]`,
       );
     }
-    const len = this.#putKey(key);
+    const len = this.#putKey(key, start, end);
     try {
       return this.#ex.btreeGetOrSet(this.#keyPtr, len, handle);
     } catch (e) {
@@ -286,14 +291,25 @@ export class BTreeIndex {
     }
   }
 
-  /** Copies one key into scratch region 0; returns its length. */
-  #putKey(key: Uint8Array): number {
+  /** Copies one key (`key[start, end)`) into scratch region 0; returns its length. */
+  #putKey(key: Uint8Array, start = 0, end = key.length): number {
     if (this.#broken) throw this.#brokenError();
     this.#checkKey(key);
-    const len = key.length;
+    const len = end - start;
+    if (!(start >= 0 && len >= 0 && end <= key.length)) {
+      throw new RangeError(
+        `Key range [${start}, ${end}) is outside its buffer of ${key.length} bytes`,
+      );
+    }
     if (len > this.#keyCap) this.#reserveKeys(len);
     this.#views();
-    this.#copy(key, this.#keyPtr);
+    if (len <= COPY_LOOP_BYTES_MAX) {
+      const u8 = this.#u8;
+      const ptr = this.#keyPtr;
+      for (let i = 0; i < len; i++) u8[ptr + i] = key[start + i]!;
+    } else {
+      this.#u8.set(key.subarray(start, end), this.#keyPtr);
+    }
     return len;
   }
 

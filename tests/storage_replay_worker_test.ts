@@ -1,0 +1,237 @@
+/**
+ * Recovery with the WAL read in a worker (src/storage/replay_batch.ts)
+ * against recovery in-thread: the same log gives the same state (keys,
+ * history, hash, leases, revisions), the same torn-tail truncation and the
+ * same corruption error, with the worker forced on (`replayWorker:
+ * "always"`) and off (`"never"`). The default (`"auto"`) picks the worker
+ * for a log over 8 MiB, which is checked too.
+ */
+import assert from "node:assert/strict";
+import { op, open, type Store, WalCorruptionError } from "../mod.ts";
+import {
+  frameOffsets,
+  lastSegmentPath,
+  withTempDir,
+} from "./storage_helpers.ts";
+
+const OPTIONS = { durability: "none", segmentBytes: 1 << 18 } as const;
+
+/** A log with every record kind and every chunk path of the worker. */
+async function writeMixedLog(dir: string): Promise<void> {
+  const db = await open(dir, { ...OPTIONS, snapshotCount: 1_000_000 });
+  try {
+    const lease = (await db.grant(600)).id;
+    const short = (await db.grant(600)).id;
+    for (let i = 0; i < 3000; i++) {
+      const key = `k/${(i * 7919 % 1000).toString().padStart(4, "0")}`;
+      await db.put(key, `v${i}-${"x".repeat(i % 90)}`, {
+        lease: i % 13 === 0 ? lease : i % 17 === 0 ? short : 0n,
+      });
+      if (i % 101 === 0) {
+        await db.delete(`k/${(i % 1000).toString().padStart(4, "0")}`);
+      }
+      if (i % 250 === 0) {
+        await db.txn().then(
+          op.put(`t/${i}/a`, "a"),
+          op.put(`t/${i}/b`, "b"),
+          op.delete("k/0000"),
+        ).commit();
+      }
+    }
+    // Values bigger than a chunk of the worker, and a key alone in its chunk.
+    await db.put("big/1", new Uint8Array(200_000).fill(7));
+    await db.put("big/2", new Uint8Array(70_000).fill(9));
+    await db.put("k/0500", "after big");
+    await db.compact(1500);
+    await db.revoke(short);
+    await db.put("last", "one");
+  } finally {
+    await db.close();
+  }
+}
+
+async function copyDir(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const entry of Deno.readDir(from)) {
+    if (entry.isDirectory) {
+      await copyDir(`${from}/${entry.name}`, `${to}/${entry.name}`);
+    } else if (entry.name !== "LOCK") {
+      await Deno.copyFile(`${from}/${entry.name}`, `${to}/${entry.name}`);
+    }
+  }
+}
+
+/** Everything a client can see of a store, for comparison. */
+async function observe(db: Store) {
+  const all = await db.get("", { prefix: true });
+  const leases = (await db.leases()).leases.map((l) => l.id).sort();
+  const leaseKeys = await Promise.all(
+    leases.map(async (id) =>
+      (await db.timeToLive(id, { keys: true })).keys?.map((k) =>
+        new TextDecoder().decode(k)
+      )
+    ),
+  );
+  const history = await db.get("k/", { prefix: true, revision: 2000 });
+  return {
+    revision: db.revision,
+    hash: db.hash(),
+    kvs: all.kvs.map((kv) => ({
+      key: kv.keyText,
+      value: kv.value.length > 1000 ? kv.value.length : kv.valueText,
+      create: kv.createRevision,
+      mod: kv.modRevision,
+      version: kv.version,
+      lease: kv.lease,
+    })),
+    history: history.kvs.map((kv) => [kv.keyText, kv.modRevision]),
+    leases,
+    leaseKeys,
+  };
+}
+
+async function openBoth(
+  dir: string,
+  prepare: (copy: string) => Promise<void> = async () => {},
+) {
+  const results: unknown[] = [];
+  for (const mode of ["always", "never"] as const) {
+    const copy = `${dir}-${mode}`;
+    await copyDir(dir, copy);
+    try {
+      await prepare(copy);
+      const db = await open(copy, { ...OPTIONS, replayWorker: mode });
+      try {
+        db.check();
+        results.push({ seen: await observe(db), report: db.recovery });
+      } finally {
+        await db.close();
+      }
+    } catch (error) {
+      results.push({ error });
+    } finally {
+      await Deno.remove(copy, { recursive: true });
+    }
+  }
+  return results as (
+    | { seen: Awaited<ReturnType<typeof observe>>; report: Store["recovery"] }
+    | { error: unknown }
+  )[];
+}
+
+Deno.test("a log read in the worker restores what in-thread recovery restores", async () => {
+  await withTempDir(async (dir) => {
+    await writeMixedLog(dir);
+    // After a crash (no clean-close marker), and after a clean close.
+    for (const crash of [true, false]) {
+      const [worker, inThread] = await openBoth(dir, async (copy) => {
+        if (crash) await Deno.remove(`${copy}/wal/CLEAN`);
+      });
+      assert.ok(
+        worker && "seen" in worker,
+        String((worker as { error?: unknown })?.error),
+      );
+      assert.ok(inThread && "seen" in inThread);
+      assert.deepEqual(worker.seen, inThread.seen);
+      assert.equal(
+        worker.report?.replayedRecords,
+        inThread.report?.replayedRecords,
+      );
+      assert.ok(worker.seen.kvs.length > 900);
+      assert.ok(worker.seen.leaseKeys.flat().length > 50);
+    }
+  });
+});
+
+Deno.test("a torn tail is truncated the same way when the worker reads the log", async () => {
+  await withTempDir(async (dir) => {
+    await writeMixedLog(dir);
+    const [worker, inThread] = await openBoth(dir, async (copy) => {
+      await Deno.remove(`${copy}/wal/CLEAN`);
+      const path = await lastSegmentPath(copy);
+      const bytes = await Deno.readFile(path);
+      const { starts, end } = frameOffsets(bytes);
+      // Cut the last frame in half, as a write that never finished.
+      const last = starts[starts.length - 1]!;
+      bytes.fill(0, last + Math.floor((end - last) / 2), end);
+      await Deno.writeFile(path, bytes);
+    });
+    assert.ok(worker && "seen" in worker);
+    assert.ok(inThread && "seen" in inThread);
+    assert.deepEqual(worker.seen, inThread.seen);
+    assert.ok(worker.report?.tornTail);
+    assert.equal(
+      worker.report?.tornTail?.offset,
+      inThread.report?.tornTail?.offset,
+    );
+    assert.equal(worker.seen.kvs.find((kv) => kv.key === "last"), undefined);
+  });
+});
+
+Deno.test("corruption in the middle of the log names the same file and offset through the worker", async () => {
+  await withTempDir(async (dir) => {
+    await writeMixedLog(dir);
+    const victims: number[] = [];
+    const [worker, inThread] = await openBoth(dir, async (copy) => {
+      // The first segment: corruption in a segment that is not the last.
+      const first = [...Deno.readDirSync(`${copy}/wal`)]
+        .map((e) => e.name).filter((n) => n.endsWith(".wal")).sort()[0]!;
+      const path = `${copy}/wal/${first}`;
+      const bytes = await Deno.readFile(path);
+      const { starts } = frameOffsets(bytes);
+      const victim = starts[Math.floor(starts.length / 2)]!;
+      victims.push(victim);
+      bytes[victim + 20] = bytes[victim + 20]! ^ 0x10;
+      await Deno.writeFile(path, bytes);
+    });
+    for (const result of [worker, inThread]) {
+      assert.ok(result && "error" in result);
+      assert.ok(
+        result.error instanceof WalCorruptionError,
+        String(result.error),
+      );
+      assert.equal(result.error.offset, victims[0]);
+      assert.match(result.error.file, /\/0000000000000000-[0-9a-f]{16}\.wal$/);
+    }
+  });
+});
+
+Deno.test("auto mode reads a log over 8 MiB in the worker and a small one in-thread", async () => {
+  await withTempDir(async (dir) => {
+    const db = await open(dir, {
+      durability: "none",
+      snapshotCount: 1_000_000,
+    });
+    const value = new Uint8Array(1000).fill(1);
+    for (let i = 0; i < 9000; i += 500) {
+      const puts = [];
+      for (let j = i; j < i + 500; j++) puts.push(db.put(`key${j}`, value));
+      await Promise.all(puts);
+    }
+    await db.close();
+    let workers = 0;
+    const RealWorker = globalThis.Worker;
+    globalThis.Worker = class extends RealWorker {
+      constructor(url: string | URL, options?: WorkerOptions) {
+        super(url, options);
+        workers++;
+      }
+    };
+    try {
+      const big = await open(dir, { durability: "none" });
+      assert.equal(big.revision, 9001);
+      await big.close();
+      assert.equal(workers, 1);
+      await withTempDir(async (small) => {
+        const db = await open(small, { durability: "none" });
+        await db.put("a", "b");
+        await db.close();
+        await Deno.remove(`${small}/wal/CLEAN`);
+        (await open(small, { durability: "none" })).close();
+      });
+      assert.equal(workers, 1);
+    } finally {
+      globalThis.Worker = RealWorker;
+    }
+  });
+});
