@@ -110,7 +110,7 @@ export class ColdEntries {
   ): boolean {
     if (
       !(main > 0 && main <= U32_MAX && createRevision <= U32_MAX &&
-        version <= U32_MAX)
+        version <= U32_MAX && sub <= U32_MAX)
     ) return false;
     while (handle >>> BLOCK_SHIFT >= this.#blocks.length) {
       this.#blocks.push(new Uint32Array(BLOCK_HANDLES * FIELDS));
@@ -127,7 +127,8 @@ export class ColdEntries {
       this.#chunkKeys.push(0);
       at = 0;
     } else {
-      if (this.#used + length > COLD_CHUNK_BYTES) {
+      // (A chunk must exist even for an empty key and value.)
+      if (this.#current < 0 || this.#used + length > COLD_CHUNK_BYTES) {
         this.#current = this.#chunks.length;
         this.#chunks.push(new Uint8Array(COLD_CHUNK_BYTES));
         this.#chunkKeys.push(0);
@@ -222,7 +223,7 @@ export class ColdEntries {
     if (--this.#chunkKeys[chunkNumber]! === 0) {
       // The views in `index` keep the bytes; the table lets go of them.
       this.#chunks[chunkNumber] = undefined;
-      if (chunkNumber === this.#current) this.#used = COLD_CHUNK_BYTES;
+      if (chunkNumber === this.#current) this.#current = -1;
     }
     block[f + MAIN] = 0;
     this.#leases.delete(handle);

@@ -172,8 +172,8 @@ export class MvccStore {
     forWrite = false,
   ): void {
     if (bounds.end === undefined) {
-      const index = this.keyIndex(bounds.start);
-      if (index) visit(index);
+      const handle = this.#tree.get(bounds.start);
+      if (handle >= 0) visit(this.#visited(handle, forWrite));
       return;
     }
     const end = bounds.end;
@@ -611,13 +611,17 @@ export class MvccStore {
     return taken;
   }
 
+  /** The index a scan visits: a cold key's copy, or its own when `forWrite`. */
+  #visited(handle: number, forWrite: boolean): KeyIndex {
+    return this.#indexes[handle] ??
+      (forWrite ? this.#owned(handle) : this.#cold.peek(handle));
+  }
+
   /** The indexes of a page of handles (cold keys as copies unless `forWrite`). */
   #takePage(page: Uint32Array, forWrite: boolean): KeyIndex[] {
     const indexes: KeyIndex[] = new Array(page.length);
     for (let i = 0; i < page.length; i++) {
-      const handle = page[i]!;
-      indexes[i] = this.#indexes[handle] ??
-        (forWrite ? this.#owned(handle) : this.#cold.peek(handle));
+      indexes[i] = this.#visited(page[i]!, forWrite);
     }
     return indexes;
   }
