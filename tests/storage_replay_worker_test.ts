@@ -227,7 +227,7 @@ Deno.test("auto mode reads a log over 8 MiB in the worker and a small one in-thr
         await db.put("a", "b");
         await db.close();
         await Deno.remove(`${small}/wal/CLEAN`);
-        (await open(small, { durability: "none" })).close();
+        await (await open(small, { durability: "none" })).close();
       });
       assert.equal(workers, 1);
     } finally {
