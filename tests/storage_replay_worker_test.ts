@@ -235,3 +235,67 @@ Deno.test("auto mode reads a log over 8 MiB in the worker and a small one in-thr
     }
   });
 });
+
+/** A store whose newest snapshot (with leases) is followed by more WAL. */
+async function writeSnapshotAndLog(dir: string): Promise<void> {
+  await writeMixedLog(dir);
+  const db = await open(dir, OPTIONS);
+  try {
+    await db.defrag(); // a snapshot at the current revision
+    const lease = (await db.grant(900)).id;
+    for (let i = 0; i < 300; i++) {
+      await db.put(`after/${i % 50}`, `a${i}`, { lease: i % 2 ? lease : 0n });
+    }
+  } finally {
+    await db.close();
+  }
+}
+
+Deno.test("a snapshot read in the worker restores what in-thread recovery restores", async () => {
+  await withTempDir(async (dir) => {
+    await writeSnapshotAndLog(dir);
+    const [worker, inThread] = await openBoth(dir, async (copy) => {
+      await Deno.remove(`${copy}/wal/CLEAN`);
+    });
+    assert.ok(
+      worker && "seen" in worker,
+      String((worker as { error?: unknown }).error),
+    );
+    assert.ok(inThread && "seen" in inThread);
+    assert.ok(worker.report?.snapshot, "recovered from a snapshot");
+    assert.equal(
+      worker.report?.snapshot?.revision,
+      inThread.report?.snapshot?.revision,
+    );
+    assert.equal(worker.report?.replayedRecords, 300);
+    assert.deepEqual(worker.seen, inThread.seen);
+    assert.ok(worker.seen.leaseKeys.flat().length > 50);
+  });
+});
+
+Deno.test("a corrupt snapshot is refused the same way when the worker reads it", async () => {
+  await withTempDir(async (dir) => {
+    await writeSnapshotAndLog(dir);
+    const snaps = [...Deno.readDirSync(`${dir}/snap`)].map((e) => e.name)
+      .filter((n) => n.endsWith(".snap")).sort();
+    const newest = snaps[snaps.length - 1]!;
+    const results = await openBoth(dir, async (copy) => {
+      const path = `${copy}/snap/${newest}`;
+      const bytes = await Deno.readFile(path);
+      bytes[Math.floor(bytes.length / 2)]! ^= 0x01;
+      await Deno.writeFile(path, bytes);
+    });
+    // The WAL before the snapshot is gone, so there is nothing to fall
+    // back to: both refuse, naming the snapshot, offset and reason.
+    const messages = results.map((result) => {
+      assert.ok("error" in result);
+      assert.ok(result.error instanceof Error);
+      return result.error.message.replaceAll(/-(always|never)/g, "");
+    });
+    assert.equal(messages[0], messages[1]);
+    assert.match(
+      messages[0]!,
+      /snapshots rejected: .*\.snap is corrupt at offset \d+: crc mismatch/,
+    );
+  });
+});

@@ -36,13 +36,20 @@ import {
   SnapshotCorruptionError,
   snapshotName,
   type SnapshotStatus,
+  streamSnapshot,
 } from "./snapshot.ts";
+import {
+  replayWorkerUsable,
+  startReplayWorker,
+  streamSnapshotInWorker,
+} from "./replay_batch.ts";
 import {
   CLEAN_END_FILE,
   DEFAULT_SEGMENT_BYTES,
   listSegments,
   readCleanEnd,
   readWal,
+  REPLAY_WORKER_MIN_BYTES,
   type ReplayWorkerMode,
   type TornTail,
   WalWriter,
@@ -263,12 +270,10 @@ async function recover(
       const file = `${snapDir}/${snapshotName(revision)}`;
       progress(`loading snapshot ${file}`);
       try {
-        const status = await readSnapshot(
-          fs,
-          file,
-          mvcc,
-          (id, lease) => leases.set(id, lease),
-        );
+        // Streamed: entries arrive before the footer is checked, so a
+        // corrupt snapshot leaves this attempt's `mvcc` half-filled — it is
+        // dropped with it (`continue` below).
+        const status = await loadSnapshot(fs, file, mvcc, leases, replayWorker);
         compactRevision = status.compactRevision;
         snapshot = { file, revision };
       } catch (error) {
@@ -478,3 +483,55 @@ export async function restoreSnapshot(
 
 /** Takes restored entries and keeps nothing (reading a snapshot to check it). */
 const discardEntries: RecordedEntrySink = { restoreRecorded() {} };
+
+/**
+ * Loads a snapshot into `mvcc` and `leases`, in the replay worker when that
+ * pays (see `ReplayWorkerMode`: files over 8 MiB), else in-thread; both
+ * stream the file (see `streamSnapshot`).
+ */
+async function loadSnapshot(
+  fs: StorageFs,
+  file: string,
+  mvcc: MvccStore,
+  leases: Map<bigint, DurableLease>,
+  mode: ReplayWorkerMode,
+): Promise<SnapshotStatus> {
+  const onLease = (id: bigint, lease: DurableLease) =>
+    void leases.set(id, {
+      ttlSeconds: lease.ttlSeconds,
+      deadlineMs: lease.deadlineMs,
+    });
+  const useWorker = replayWorkerUsable(fs) &&
+    (mode === "always" ||
+      mode === "auto" && await fileSize(fs, file) >= REPLAY_WORKER_MIN_BYTES);
+  if (!useWorker) return await streamSnapshot(fs, file, mvcc, onLease);
+  const worker = startReplayWorker();
+  try {
+    return await streamSnapshotInWorker(
+      worker,
+      file,
+      {
+        beginWrite: () => true,
+        record: (record) => {
+          if (record.kind !== "leaseGrant") {
+            throw new Error(`revkv: a ${record.kind} record in a snapshot`);
+          }
+          onLease(record.id, record);
+        },
+        entries: mvcc,
+      },
+      (c) => new SnapshotCorruptionError(c.file, c.offset, c.reason),
+    );
+  } finally {
+    worker.terminate();
+  }
+}
+
+async function fileSize(fs: StorageFs, path: string): Promise<number> {
+  const file = await fs.open(path);
+  try {
+    return await file.size();
+  } finally {
+    file.close();
+  }
+}

@@ -1,7 +1,8 @@
 /**
- * WAL replay in a worker: the batch format the worker sends, the worker's
- * side that fills batches (`ReplayBatchWriter`), and the main thread's side
- * that streams a segment through the worker (`streamSegmentInWorker`).
+ * Recovery reads in a worker: the batch format the worker sends, the
+ * worker's side that fills batches (`ReplayBatchWriter`), and the main
+ * thread's side that streams a WAL segment (`streamSegmentInWorker`) or a
+ * snapshot file (`streamSnapshotInWorker`) through the worker.
  *
  * Why: recovery of a large WAL is reading, checking crcs and copying every
  * key and value into fresh memory (whose first touch costs ~5 ms per MB on
@@ -15,12 +16,15 @@
  * A batch, in log order: rows of `ROW_FIELDS` numbers — a write record's
  * start (its revision) or one change of it (revisions, where its key and
  * value are in the batch's chunks, and its lease) — and the other records
- * (leases, compactions), decoded, each placed before a row. Chunks and rows
- * are transferred, not copied.
+ * (leases, compactions), decoded, each placed before a row. A snapshot's
+ * entries come as change rows with no write row before them, its leases as
+ * `leaseGrant` records. Chunks and rows are transferred, not copied.
  *
  * @module
  */
 
+import { denoFs, type StorageFs } from "./fs.ts";
+import type { SnapshotStatus } from "./snapshot.ts";
 import type { RecordedEntrySink, WalRecord } from "./wal_codec.ts";
 
 /** A change's key and value up to this size share a chunk with others. */
@@ -71,10 +75,16 @@ export interface StreamedSegment {
  * What the worker is asked: to stream a segment, or to take back the rows of
  * an applied batch for reuse (fresh memory is what costs most).
  */
-export type ReplayRequest = SegmentRequest | {
+export type ReplayRequest = SegmentRequest | SnapshotRequest | {
   type: "rows";
   rows: Float64Array<ArrayBuffer>;
 };
+
+/** Stream one snapshot file. */
+export interface SnapshotRequest {
+  type: "snapshot";
+  path: string;
+}
 
 /** Stream one segment. */
 export interface SegmentRequest {
@@ -89,12 +99,25 @@ export interface SegmentRequest {
 /** What the worker answers, after its batches. */
 export type ReplayReply =
   | ReplayBatch
-  | { type: "done"; streamed: StreamedSegment }
+  | ReplayDone
   | {
     type: "error";
     message: string;
-    corruption?: { file: string; offset: number; reason: string };
+    corruption?: ReplayCorruption;
   };
+
+/** The end of a request: where a segment's stream ended, or a snapshot's status. */
+export type ReplayDone =
+  | { type: "done"; streamed: StreamedSegment }
+  | { type: "snapshotDone"; status: SnapshotStatus };
+
+/** A `WalCorruptionError` or `SnapshotCorruptionError`, as data. */
+export interface ReplayCorruption {
+  kind: "wal" | "snapshot";
+  file: string;
+  offset: number;
+  reason: string;
+}
 
 /**
  * The worker's side: takes frames in log order and fills batches; `send`
@@ -113,6 +136,17 @@ export class ReplayBatchWriter implements RecordedEntrySink {
 
   /** @param send posts a full batch. */
   constructor(readonly send: (batch: ReplayBatch) => void) {}
+
+  /** Drops what a failed request left unsent. */
+  discard(): void {
+    this.#rowCount = 0;
+    this.#chunks = [];
+    this.#chunk = new Uint8Array(0);
+    this.#used = 0;
+    this.#bytes = 0;
+    this.#leases = [];
+    this.#records = [];
+  }
 
   /** Takes back the rows of a batch the main thread has applied. */
   recycle(rows: Float64Array<ArrayBuffer>): void {
@@ -246,7 +280,8 @@ export function applyReplayBatch(
     const rows = batch.rows;
     const records = batch.records;
     let next = 0;
-    let restoring = false;
+    // A snapshot's rows are changes only; a WAL batch starts at a record.
+    let restoring = true;
     for (let i = 0; i < batch.rowCount; i++) {
       while (next < records.length && records[next]!.before === i) {
         target.record(records[next++]!.record);
@@ -287,18 +322,68 @@ export function applyReplayBatch(
   }
 }
 
+/** Whether recovery can read in a worker: the real file system, and `Worker`. */
+export function replayWorkerUsable(fs: StorageFs): boolean {
+  return fs === denoFs && typeof Worker === "function";
+}
+
+/** Starts a replay worker (`replay_worker.ts`); terminate it when done. */
+export function startReplayWorker(): Worker {
+  return new Worker(new URL("./replay_worker.ts", import.meta.url).href, {
+    type: "module",
+  });
+}
+
 /**
- * Streams one segment through `worker` (started from `replay_worker.ts`),
- * applying each batch as it arrives; resolves with where the stream ended.
- * Rejects with the worker's error (a `WalCorruptionError` is rebuilt by
- * `corruption`), or with the first error `apply` throws.
+ * Streams one segment through `worker`, applying each batch as it arrives;
+ * resolves with where the stream ended. Rejects with the worker's error (a
+ * corruption is rebuilt by `corruption`), or with the first error `apply`
+ * throws.
  */
-export function streamSegmentInWorker(
+export async function streamSegmentInWorker(
   worker: Worker,
   request: Omit<SegmentRequest, "type">,
   apply: (batch: ReplayBatch) => void,
-  corruption: (file: string, offset: number, reason: string) => Error,
+  corruption: (c: ReplayCorruption) => Error,
 ): Promise<StreamedSegment> {
+  const done = await ask(
+    worker,
+    { type: "segment", ...request },
+    apply,
+    corruption,
+  );
+  if (done.type !== "done") throw new Error("revkv: replay worker mixed up");
+  return done.streamed;
+}
+
+/**
+ * Streams a snapshot file through `worker` into `target` (see
+ * `streamSnapshot`: on a corruption, what was applied must be discarded).
+ */
+export async function streamSnapshotInWorker(
+  worker: Worker,
+  path: string,
+  target: ReplayTarget,
+  corruption: (c: ReplayCorruption) => Error,
+): Promise<SnapshotStatus> {
+  const done = await ask(
+    worker,
+    { type: "snapshot", path },
+    (batch) => applyReplayBatch(batch, target),
+    corruption,
+  );
+  if (done.type !== "snapshotDone") {
+    throw new Error("revkv: replay worker mixed up");
+  }
+  return done.status;
+}
+
+function ask(
+  worker: Worker,
+  request: SegmentRequest | SnapshotRequest,
+  apply: (batch: ReplayBatch) => void,
+  corruption: (c: ReplayCorruption) => Error,
+): Promise<ReplayDone> {
   return new Promise((resolve, reject) => {
     let failed = false;
     worker.onmessage = (event: MessageEvent<ReplayReply>) => {
@@ -309,13 +394,12 @@ export function streamSegmentInWorker(
           apply(reply);
           const back: ReplayRequest = { type: "rows", rows: reply.rows };
           worker.postMessage(back, [reply.rows.buffer]);
-        } else if (reply.type === "done") {
-          resolve(reply.streamed);
+        } else if (reply.type === "error") {
+          throw reply.corruption
+            ? corruption(reply.corruption)
+            : new Error(`revkv: replay worker: ${reply.message}`);
         } else {
-          const c = reply.corruption;
-          throw c ? corruption(c.file, c.offset, c.reason) : new Error(
-            `revkv: WAL replay worker: ${reply.message}`,
-          );
+          resolve(reply);
         }
       } catch (error) {
         failed = true;
@@ -325,8 +409,8 @@ export function streamSegmentInWorker(
     worker.onerror = (event) => {
       event.preventDefault();
       failed = true;
-      reject(new Error(`revkv: WAL replay worker failed: ${event.message}`));
+      reject(new Error(`revkv: replay worker failed: ${event.message}`));
     };
-    worker.postMessage({ type: "segment", ...request });
+    worker.postMessage(request);
   });
 }

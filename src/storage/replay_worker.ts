@@ -1,7 +1,8 @@
 /**
- * The WAL replay worker's entry: streams the segments it is asked for with
- * `streamSegment` (the same reader as in-thread recovery) and sends their
- * frames to the main thread in batches (see `replay_batch.ts`).
+ * The replay worker's entry: streams the WAL segments and snapshot files it
+ * is asked for with `streamSegment` and `streamSnapshot` (the same readers
+ * as in-thread recovery) and sends what they hold to the main thread in
+ * batches (see `replay_batch.ts`).
  *
  * @module
  */
@@ -11,9 +12,11 @@
 import { denoFs } from "./fs.ts";
 import {
   ReplayBatchWriter,
+  type ReplayCorruption,
   type ReplayReply,
   type ReplayRequest,
 } from "./replay_batch.ts";
+import { SnapshotCorruptionError, streamSnapshot } from "./snapshot.ts";
 import {
   decodeRecord,
   RecordType,
@@ -38,6 +41,24 @@ self.onmessage = async (event: MessageEvent<ReplayRequest>) => {
   let offset = 0;
   let size = 0;
   try {
+    if (request.type === "snapshot") {
+      const status = await streamSnapshot(
+        denoFs,
+        request.path,
+        writer,
+        (id, lease) =>
+          writer.record({
+            kind: "leaseGrant",
+            id,
+            ttlSeconds: lease.ttlSeconds,
+            deadlineMs: lease.deadlineMs,
+          }),
+        () => writer.flush(0, 0, false),
+      );
+      writer.flush(0, 0, true);
+      post({ type: "snapshotDone", status });
+      return;
+    }
     const streamed = await streamSegment(
       denoFs,
       request.path,
@@ -62,12 +83,23 @@ self.onmessage = async (event: MessageEvent<ReplayRequest>) => {
     writer.flush(offset, size, true);
     post({ type: "done", streamed });
   } catch (error) {
+    writer.discard();
     post({
       type: "error",
       message: error instanceof Error ? error.message : String(error),
-      corruption: error instanceof WalCorruptionError
-        ? { file: error.file, offset: error.offset, reason: error.reason }
-        : undefined,
+      corruption: corruptionOf(error),
     });
   }
 };
+
+function corruptionOf(error: unknown): ReplayCorruption | undefined {
+  if (error instanceof WalCorruptionError) {
+    const { file, offset, reason } = error;
+    return { kind: "wal", file, offset, reason };
+  }
+  if (error instanceof SnapshotCorruptionError) {
+    const { file, offset, reason } = error;
+    return { kind: "snapshot", file, offset, reason };
+  }
+  return undefined;
+}

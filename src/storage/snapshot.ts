@@ -35,7 +35,10 @@ import type { KeyIndex } from "../mvcc/key_index.ts";
 import type { MvccStore } from "../mvcc/kv_store.ts";
 import { crc32c } from "./crc32c.ts";
 import type { StorageFs } from "./fs.ts";
+import { FileWindow } from "./file_window.ts";
 import {
+  align8,
+  FRAME_HEADER_BYTES,
   readFrame,
   type RecordedEntrySink,
   TsWalEncoder,
@@ -382,19 +385,12 @@ export async function readSnapshot(
     if (frame.type === TYPE_FOOTER) break;
   }
   const head = frames[0]!;
-  if (head.length < 24 || view.getUint32(head.start, true) !== SNAPSHOT_MAGIC) {
-    throw new SnapshotCorruptionError(path, 0, "bad magic");
-  }
-  const version = view.getUint32(head.start + 4, true);
-  if (version !== SNAPSHOT_FORMAT_VERSION) {
-    throw new SnapshotCorruptionError(
-      path,
-      0,
-      `format version ${version}, this revkv reads ${SNAPSHOT_FORMAT_VERSION}`,
-    );
-  }
-  const revision = getU64(view, head.start + 8);
-  const compactRevision = getI64(view, head.start + 16);
+  const { revision, compactRevision } = checkHeader(
+    path,
+    view,
+    head.start,
+    head.length,
+  );
   const foot = frames[frames.length - 1]!;
   const totalKeys = getU64(view, foot.start);
   const totalEntries = getU64(view, foot.start + 8);
@@ -411,62 +407,23 @@ export async function readSnapshot(
   if (onLease) {
     for (const frame of frames) {
       if (frame.type !== TYPE_LEASES) continue;
-      for (
-        let p = frame.start;
-        p + LEASE_BYTES <= frame.start + frame.length;
-        p += LEASE_BYTES
-      ) {
-        onLease(BigInt.asIntN(64, view.getBigUint64(p, true)), {
-          ttlSeconds: getU64(view, p + 8),
-          deadlineMs: getU64(view, p + 16),
-        });
-      }
+      forEachLease(view, frame.start, frame.start + frame.length, onLease);
     }
   }
   if (entries) {
-    let keys = 0;
-    let entryCount = 0;
+    const found = { keys: 0, entries: 0 };
     for (const frame of frames) {
       if (frame.type !== TYPE_KEYS) continue;
-      let p = frame.start;
-      const end = frame.start + frame.length;
-      while (p < end) {
-        const keyLength = view.getUint32(p, true);
-        const count = view.getUint32(p + 4, true);
-        const keyStart = p + 8;
-        p += 8 + keyLength;
-        for (let i = 0; i < count; i++) {
-          const tombstone = (view.getUint32(p + 12, true) & 1) === 1;
-          const valueLength = view.getUint32(p + 40, true);
-          const leaseLo = view.getUint32(p + 32, true);
-          const leaseHi = view.getUint32(p + 36, true);
-          entries.restoreRecorded(
-            bytes,
-            keyStart,
-            keyLength,
-            p + ENTRY_HEAD_BYTES,
-            tombstone ? -1 : valueLength,
-            getU64(view, p),
-            view.getUint32(p + 8, true),
-            getU64(view, p + 16),
-            getU64(view, p + 24),
-            leaseLo === 0 && leaseHi === 0
-              ? 0n
-              : BigInt.asIntN(64, view.getBigUint64(p + 32, true)),
-          );
-          p += ENTRY_HEAD_BYTES + valueLength;
-          entryCount++;
-        }
-        keys++;
-      }
-    }
-    if (keys !== totalKeys || entryCount !== totalEntries) {
-      throw new SnapshotCorruptionError(
-        path,
-        offset,
-        `footer counts ${totalKeys} keys / ${totalEntries} entries, found ${keys} / ${entryCount}`,
+      restoreKeyBlocks(
+        bytes,
+        view,
+        frame.start,
+        frame.start + frame.length,
+        entries,
+        found,
       );
     }
+    checkCounts(path, offset, totalKeys, totalEntries, found);
   }
   return {
     hash,
@@ -476,6 +433,197 @@ export async function readSnapshot(
     totalEntries,
     sizeBytes: bytes.length,
   };
+}
+
+/**
+ * Passes every entry of the key blocks in `bytes[start, end)` to `entries`,
+ * counting keys and entries into `found`.
+ */
+function restoreKeyBlocks(
+  bytes: Uint8Array,
+  view: DataView,
+  start: number,
+  end: number,
+  entries: RecordedEntrySink,
+  found: { keys: number; entries: number },
+): void {
+  let p = start;
+  while (p < end) {
+    const keyLength = view.getUint32(p, true);
+    const count = view.getUint32(p + 4, true);
+    const keyStart = p + 8;
+    p += 8 + keyLength;
+    for (let i = 0; i < count; i++) {
+      const tombstone = (view.getUint32(p + 12, true) & 1) === 1;
+      const valueLength = view.getUint32(p + 40, true);
+      const leaseLo = view.getUint32(p + 32, true);
+      const leaseHi = view.getUint32(p + 36, true);
+      entries.restoreRecorded(
+        bytes,
+        keyStart,
+        keyLength,
+        p + ENTRY_HEAD_BYTES,
+        tombstone ? -1 : valueLength,
+        getU64(view, p),
+        view.getUint32(p + 8, true),
+        getU64(view, p + 16),
+        getU64(view, p + 24),
+        leaseLo === 0 && leaseHi === 0
+          ? 0n
+          : BigInt.asIntN(64, view.getBigUint64(p + 32, true)),
+      );
+      p += ENTRY_HEAD_BYTES + valueLength;
+      found.entries++;
+    }
+    found.keys++;
+  }
+}
+
+/** Throws unless the footer's counts are what was found. */
+function checkCounts(
+  path: string,
+  offset: number,
+  totalKeys: number,
+  totalEntries: number,
+  found: { keys: number; entries: number },
+): void {
+  if (found.keys !== totalKeys || found.entries !== totalEntries) {
+    throw new SnapshotCorruptionError(
+      path,
+      offset,
+      `footer counts ${totalKeys} keys / ${totalEntries} entries, found ${found.keys} / ${found.entries}`,
+    );
+  }
+}
+
+/**
+ * Reads a snapshot as a stream, through a reused window (memory: one
+ * window, not the file), checking every frame as it comes and passing
+ * entries and leases on at once; the header, the footer's counts and the
+ * hash are checked as their frames arrive. Unlike `readSnapshot`, entries
+ * are passed before the whole file is verified: on a
+ * `SnapshotCorruptionError` the caller must discard what it was given.
+ * `afterFrame` is called after each frame (the replay worker sends batches
+ * there).
+ */
+export async function streamSnapshot(
+  fs: StorageFs,
+  path: string,
+  entries: RecordedEntrySink,
+  onLease: (id: bigint, lease: SnapshotLease) => void,
+  afterFrame: () => void = () => {},
+): Promise<SnapshotStatus> {
+  const file = await fs.open(path);
+  let window: FileWindow | undefined;
+  try {
+    const size = await file.size();
+    window = new FileWindow(file, size);
+    let offset = 0;
+    let crc = 0;
+    let hash = 0;
+    let head: { revision: number; compactRevision: number } | undefined;
+    const found = { keys: 0, entries: 0 };
+    for (;;) {
+      if (offset + FRAME_HEADER_BYTES > size) {
+        throw new SnapshotCorruptionError(path, offset, "no footer");
+      }
+      await window.ensure(offset, FRAME_HEADER_BYTES);
+      const length = window.view.getUint32(offset - window.base, true);
+      if (offset + FRAME_HEADER_BYTES + length > size) {
+        throw new SnapshotCorruptionError(
+          path,
+          offset,
+          `frame of ${length} payload bytes runs past the end`,
+        );
+      }
+      await window.ensure(
+        offset,
+        Math.min(align8(FRAME_HEADER_BYTES + length), size - offset),
+      );
+      const at = offset - window.base;
+      const frame = readFrame(window.bytes, window.view, at, window.end, crc);
+      if (frame.status === "end") {
+        throw new SnapshotCorruptionError(path, offset, "no footer");
+      }
+      if (frame.status === "bad") {
+        throw new SnapshotCorruptionError(path, offset, frame.reason);
+      }
+      const { bytes, view } = window;
+      const start = frame.payloadStart;
+      const end = start + frame.payloadLength;
+      if (head === undefined) {
+        if (frame.type !== TYPE_HEADER) {
+          throw new SnapshotCorruptionError(path, 0, "no header");
+        }
+        head = checkHeader(path, view, start, frame.payloadLength);
+      } else if (frame.type === TYPE_KEYS) {
+        hash = crc32c(bytes, hash, start, end);
+        restoreKeyBlocks(bytes, view, start, end, entries, found);
+      } else if (frame.type === TYPE_LEASES) {
+        forEachLease(view, start, end, onLease);
+      } else if (frame.type === TYPE_FOOTER) {
+        const totalKeys = getU64(view, start);
+        const totalEntries = getU64(view, start + 8);
+        if (view.getUint32(start + 16, true) !== hash) {
+          throw new SnapshotCorruptionError(path, offset, "hash mismatch");
+        }
+        checkCounts(path, offset, totalKeys, totalEntries, found);
+        return {
+          hash,
+          revision: head.revision,
+          compactRevision: head.compactRevision,
+          totalKeys,
+          totalEntries,
+          sizeBytes: offset + (frame.next - at),
+        };
+      }
+      afterFrame();
+      crc = frame.crc;
+      offset += frame.next - at;
+    }
+  } finally {
+    window?.release();
+    file.close();
+  }
+}
+
+/** Checks a header frame's magic and version; returns its revisions. */
+function checkHeader(
+  path: string,
+  view: DataView,
+  start: number,
+  length: number,
+): { revision: number; compactRevision: number } {
+  if (length < 24 || view.getUint32(start, true) !== SNAPSHOT_MAGIC) {
+    throw new SnapshotCorruptionError(path, 0, "bad magic");
+  }
+  const version = view.getUint32(start + 4, true);
+  if (version !== SNAPSHOT_FORMAT_VERSION) {
+    throw new SnapshotCorruptionError(
+      path,
+      0,
+      `format version ${version}, this revkv reads ${SNAPSHOT_FORMAT_VERSION}`,
+    );
+  }
+  return {
+    revision: getU64(view, start + 8),
+    compactRevision: getI64(view, start + 16),
+  };
+}
+
+/** Passes every lease of a leases frame's payload `[start, end)`. */
+function forEachLease(
+  view: DataView,
+  start: number,
+  end: number,
+  onLease: (id: bigint, lease: SnapshotLease) => void,
+): void {
+  for (let p = start; p + LEASE_BYTES <= end; p += LEASE_BYTES) {
+    onLease(BigInt.asIntN(64, view.getBigUint64(p, true)), {
+      ttlSeconds: getU64(view, p + 8),
+      deadlineMs: getU64(view, p + 16),
+    });
+  }
 }
 
 function setU64(view: DataView, at: number, n: number): void {

@@ -22,10 +22,13 @@
  * @module
  */
 
-import { denoFs, type StorageFile, type StorageFs } from "./fs.ts";
+import type { StorageFile, StorageFs } from "./fs.ts";
+import { FileWindow } from "./file_window.ts";
 import {
   applyReplayBatch,
   type ReplayTarget,
+  replayWorkerUsable,
+  startReplayWorker,
   streamSegmentInWorker,
 } from "./replay_batch.ts";
 import {
@@ -290,14 +293,12 @@ export async function readWal(
     records++;
   };
   const mode = options.replayWorker ?? "auto";
-  const worker = writes !== undefined && fs === denoFs &&
-      typeof Worker === "function" && segments.length > 0 &&
+  const worker = writes !== undefined && replayWorkerUsable(fs) &&
+      segments.length > 0 &&
       (mode === "always" ||
         mode === "auto" &&
           await replayWorkerPays(fs, walDir, segments, options.cleanEnd))
-    ? new Worker(new URL("./replay_worker.ts", import.meta.url).href, {
-      type: "module",
-    })
+    ? startReplayWorker()
     : undefined;
   const target: ReplayTarget | undefined = writes && {
     beginWrite: (revision) => {
@@ -332,8 +333,7 @@ export async function readWal(
             applyReplayBatch(batch, target);
             options.progress?.(batch.offset, batch.size);
           },
-          (file, offset, reason) =>
-            new WalCorruptionError(file, offset, reason),
+          (c) => new WalCorruptionError(c.file, c.offset, c.reason),
         )
         : await streamSegment(
           fs,
@@ -495,9 +495,6 @@ async function replayWorkerPays(
   }
 }
 
-/** Bytes read per call while streaming a segment. */
-const STREAM_CHUNK_BYTES = 4 * 1024 * 1024;
-
 /** Throws unless `header` is the segment header of `segment`, chained from the previous one. */
 function checkSegmentHeader(
   path: string,
@@ -519,99 +516,6 @@ function checkSegmentHeader(
       `segment chains from crc ${hex32(header.prevCrc)} but the previous ` +
         `segment ends with ${hex32(prevSegmentCrc)}`,
     );
-  }
-}
-
-/** The streaming read buffer, reused across segments and opens. */
-let windowBuffer = new Uint8Array(0);
-
-/**
- * A window onto a file: `bytes[0, end)` holds the file's bytes from `base`.
- * Reads go into one reused buffer, so reading a segment allocates nothing
- * per segment (a fresh 64 MiB buffer per segment cost ~1 s on the VM).
- */
-class FileWindow {
-  bytes: Uint8Array;
-  view: DataView;
-  base = 0;
-  end = 0;
-  /**
-   * Bytes a refill reads at least: starts small (a small store's log is a
-   * few KiB of a 64 MiB file) and doubles per refill up to the buffer.
-   */
-  #readAheadBytes = 64 * 1024;
-
-  constructor(readonly file: StorageFile, readonly size: number) {
-    if (windowBuffer.length < STREAM_CHUNK_BYTES) {
-      windowBuffer = new Uint8Array(STREAM_CHUNK_BYTES);
-    }
-    this.bytes = windowBuffer;
-    this.view = new DataView(windowBuffer.buffer);
-  }
-
-  /** Makes the file's bytes [offset, offset + n) available (n <= size - offset). */
-  async ensure(offset: number, n: number): Promise<void> {
-    if (offset >= this.base && offset + n <= this.base + this.end) return;
-    let kept = 0;
-    if (offset >= this.base && offset < this.base + this.end) {
-      kept = this.base + this.end - offset;
-    }
-    if (n > this.bytes.length) {
-      const grown = new Uint8Array(Math.max(n, this.bytes.length * 2));
-      grown.set(
-        this.bytes.subarray(offset - this.base, offset - this.base + kept),
-      );
-      windowBuffer = grown;
-      this.bytes = grown;
-      this.view = new DataView(grown.buffer);
-    } else if (kept > 0) {
-      this.bytes.copyWithin(0, offset - this.base, offset - this.base + kept);
-    }
-    this.base = offset;
-    this.end = kept;
-    const want = Math.min(
-      this.bytes.length,
-      this.size - offset,
-      Math.max(n, this.#readAheadBytes),
-    );
-    this.#readAheadBytes = Math.min(
-      this.#readAheadBytes * 2,
-      this.bytes.length,
-    );
-    while (this.end < n) {
-      const got = await this.file.readAt(
-        offset + this.end,
-        this.bytes.subarray(this.end, want),
-      );
-      if (got <= 0) {
-        throw new Error(
-          `wal: short read at offset ${
-            offset + this.end
-          } of a ${this.size}-byte segment`,
-        );
-      }
-      this.end += got;
-    }
-  }
-
-  /**
-   * Whether every byte of the file from `offset` on is zero, up to
-   * `maxBytes` past it.
-   */
-  async zerosFrom(offset: number, maxBytes = Infinity): Promise<boolean> {
-    const stop = Math.min(this.size, offset + maxBytes);
-    for (let at = offset; at < stop;) {
-      const n = Math.min(this.bytes.length, stop - at);
-      this.base = at;
-      this.end = 0;
-      await this.ensure(at, n);
-      // 4 bytes at a time over the aligned part, then the rest.
-      const words = new Int32Array(this.bytes.buffer, 0, n >> 2);
-      for (let i = 0; i < words.length; i++) if (words[i] !== 0) return false;
-      for (let i = n & ~3; i < n; i++) if (this.bytes[i] !== 0) return false;
-      at += n;
-    }
-    return true;
   }
 }
 
@@ -643,8 +547,9 @@ export async function streamSegment(
   progress: ((done: number, total: number) => void) | undefined,
 ): Promise<Streamed> {
   const file = await fs.open(path);
+  let window: FileWindow | undefined;
   try {
-    const window = new FileWindow(file, await file.size());
+    window = new FileWindow(file, await file.size());
     const size = window.size;
     let offset = 0;
     let crc = 0;
@@ -707,6 +612,7 @@ export async function streamSegment(
     }
     return { headerDone, clean: false, offset, crc };
   } finally {
+    window?.release();
     file.close();
   }
 }
