@@ -8,6 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { op, open, type Store, WalCorruptionError } from "../mod.ts";
+import { COLD_CHUNK_BYTES } from "../src/mvcc/cold_entries.ts";
+import { openDataDir } from "../src/storage/data_dir.ts";
 import {
   frameOffsets,
   lastSegmentPath,
@@ -297,5 +299,54 @@ Deno.test("a corrupt snapshot is refused the same way when the worker reads it",
       messages[0]!,
       /snapshots rejected: .*\.snap is corrupt at offset \d+: crc mismatch/,
     );
+  });
+});
+
+Deno.test("cold keys keep no more of the worker's chunks than their own bytes need", async () => {
+  await withTempDir(async (dir) => {
+    // 200 keys written once, among 20,000 overwrites of 10 others: every
+    // chunk the worker fills holds a few cold keys and many dead values.
+    const db = await open(dir, { durability: "none" });
+    const value = new Uint8Array(100).fill(3);
+    for (let i = 0; i < 20_000; i += 500) {
+      const puts = [];
+      for (let j = i; j < i + 500; j++) {
+        puts.push(db.put(`hot/${j % 10}`, value));
+        if (j % 100 === 0) puts.push(db.put(`cold/${j}`, `v${j}`));
+      }
+      await Promise.all(puts);
+    }
+    await db.close();
+    const opened = await openDataDir(dir, {
+      durability: "none",
+      replayWorker: "always",
+    });
+    try {
+      const mvcc = opened.mvcc;
+      assert.equal(mvcc.coldKeyCount, 200);
+      const { heldBytes, liveBytes } = mvcc.coldChunkBytes();
+      let ownBytes = 0;
+      for (let j = 0; j < 20_000; j += 100) {
+        ownBytes += `cold/${j}`.length + `v${j}`.length;
+      }
+      assert.equal(liveBytes, ownBytes);
+      assert.ok(
+        heldBytes <= COLD_CHUNK_BYTES,
+        `${heldBytes} bytes of chunks held for ${liveBytes} bytes`,
+      );
+      mvcc.check();
+    } finally {
+      await opened.journal.close();
+    }
+    const again = await open(dir, {
+      durability: "none",
+      replayWorker: "always",
+    });
+    try {
+      assert.equal((await again.get("cold/12300")).kvs[0]?.valueText, "v12300");
+      assert.equal((await again.get("cold/", { prefix: true })).count, 200);
+    } finally {
+      await again.close();
+    }
   });
 });

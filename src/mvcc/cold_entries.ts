@@ -18,15 +18,21 @@
  * a copy is as good as the original, except that its identity is not kept
  * (writers and lease attachments need `take`).
  *
- * Bytes: a key and its value are copied side by side into a chunk of
- * `COLD_CHUNK_BYTES` (or a chunk of their own when longer than
- * `COLD_ITEM_BYTES_MAX`). A chunk is dropped from the table when its last
- * cold key is taken; views handed out keep it alive as long as they live
- * (the same trade-off as `byte_slab.ts`).
+ * Bytes: a key and its value sit side by side in a chunk: copied into one
+ * of `COLD_CHUNK_BYTES` (or a chunk of their own when longer than
+ * `COLD_ITEM_BYTES_MAX`), or left where the replay worker put them (an
+ * adopted chunk, which also holds the bytes of entries that did not stay
+ * cold). A chunk is dropped when its last cold key is taken; `take` copies
+ * the bytes out, so a taken key does not pin it. An adopted chunk less than
+ * half of which is cold keys when its batch ends is not kept: its cold keys
+ * move to chunks of their own. A chunk can still be kept by a few cold keys
+ * after most of its keys were taken (bounded by the bytes restored, as
+ * with `byte_slab.ts`).
  *
  * @module
  */
 
+import { ByteSlab } from "./byte_slab.ts";
 import { KeyIndex } from "./key_index.ts";
 
 /** Bytes of one shared chunk of cold keys and values. */
@@ -67,8 +73,17 @@ export class ColdEntries {
   readonly #leases = new Map<number, bigint>();
   /** Chunks by number; undefined once no cold key lives in it. */
   readonly #chunks: (Uint8Array | undefined)[] = [];
-  /** Cold keys per chunk. */
+  /** Cold keys per chunk (plus one while an adopted chunk is held). */
   readonly #chunkKeys: number[] = [];
+  /** Bytes of cold keys and values per chunk. */
+  readonly #chunkLiveBytes: number[] = [];
+  /** Handles added into each held adopted chunk (for `releaseChunk`). */
+  readonly #held = new Map<number, number[]>();
+  /** Where `take` copies a key's bytes to. */
+  readonly #takenSlab = new ByteSlab();
+  /** Where `#place` put the last item. */
+  #placedChunk = 0;
+  #placedAt = 0;
   /** The chunk being filled, and how much of it is used. */
   #current = -1;
   #used = COLD_CHUNK_BYTES;
@@ -121,28 +136,20 @@ export class ColdEntries {
     if (adopted >= 0) {
       chunkNumber = adopted;
       at = keyStart;
-    } else if (length > COLD_ITEM_BYTES_MAX) {
-      chunkNumber = this.#chunks.length;
-      this.#chunks.push(new Uint8Array(length));
-      this.#chunkKeys.push(0);
-      at = 0;
-    } else {
-      // (A chunk must exist even for an empty key and value.)
-      if (this.#current < 0 || this.#used + length > COLD_CHUNK_BYTES) {
-        this.#current = this.#chunks.length;
-        this.#chunks.push(new Uint8Array(COLD_CHUNK_BYTES));
-        this.#chunkKeys.push(0);
-        this.#used = 0;
+      if (
+        this.#chunks[adopted] !== bytes || valueStart !== keyStart + keyLength
+      ) {
+        throw new Error("mvcc: cold entry not in the chunk it names");
       }
-      chunkNumber = this.#current;
-      at = this.#used;
-      this.#used = at + length;
+      this.#held.get(adopted)!.push(handle);
+    } else {
+      this.#place(length);
+      chunkNumber = this.#placedChunk;
+      at = this.#placedAt;
     }
     const chunk = this.#chunks[chunkNumber]!;
     if (adopted >= 0) {
-      if (chunk !== bytes || valueStart !== keyStart + keyLength) {
-        throw new Error("mvcc: cold entry not in the chunk it names");
-      }
+      // In place.
     } else if (valueStart === keyStart + keyLength) {
       copyInto(chunk, at, bytes, keyStart, length);
     } else {
@@ -150,6 +157,7 @@ export class ColdEntries {
       copyInto(chunk, at + keyLength, bytes, valueStart, valueLength);
     }
     this.#chunkKeys[chunkNumber]!++;
+    this.#chunkLiveBytes[chunkNumber]! += length;
     const block = this.#blocks[handle >>> BLOCK_SHIFT]!;
     const f = (handle & BLOCK_MASK) * FIELDS;
     block[f + MAIN] = main;
@@ -171,17 +179,85 @@ export class ColdEntries {
    * its number. Call `releaseChunk` once every entry in it was added.
    */
   adoptChunk(chunk: Uint8Array): number {
-    this.#chunks.push(chunk);
+    const chunkNumber = this.#newChunk(chunk);
     // The adopter's hold counts as one key until `releaseChunk`.
-    this.#chunkKeys.push(1);
-    return this.#chunks.length - 1;
+    this.#chunkKeys[chunkNumber] = 1;
+    this.#held.set(chunkNumber, []);
+    return chunkNumber;
   }
 
-  /** Lets go of an adopted chunk if no cold key points into it. */
+  /**
+   * Ends the hold on an adopted chunk: dropped if no cold key points into
+   * it, and its cold keys moved out if they are less than half of it.
+   */
   releaseChunk(chunkNumber: number): void {
+    const held = this.#held.get(chunkNumber) ?? [];
+    this.#held.delete(chunkNumber);
+    const chunk = this.#chunks[chunkNumber]!;
+    if (this.#chunkLiveBytes[chunkNumber]! * 2 < chunk.length) {
+      for (const handle of held) {
+        if (!this.has(handle)) continue;
+        const block = this.#blocks[handle >>> BLOCK_SHIFT]!;
+        const f = (handle & BLOCK_MASK) * FIELDS;
+        if (block[f + CHUNK] !== chunkNumber) continue;
+        const at = block[f + OFFSET]!;
+        const length = block[f + KEY_LENGTH]! + block[f + VALUE_LENGTH]!;
+        this.#place(length);
+        copyInto(
+          this.#chunks[this.#placedChunk]!,
+          this.#placedAt,
+          chunk,
+          at,
+          length,
+        );
+        block[f + CHUNK] = this.#placedChunk;
+        block[f + OFFSET] = this.#placedAt;
+        this.#chunkKeys[this.#placedChunk]!++;
+        this.#chunkLiveBytes[this.#placedChunk]! += length;
+        this.#chunkKeys[chunkNumber]!--;
+        this.#chunkLiveBytes[chunkNumber]! -= length;
+      }
+    }
     if (--this.#chunkKeys[chunkNumber]! === 0) {
       this.#chunks[chunkNumber] = undefined;
     }
+  }
+
+  /** Bytes held in chunks, and how many of them are cold keys and values. */
+  chunkBytes(): { heldBytes: number; liveBytes: number } {
+    let heldBytes = 0;
+    let liveBytes = 0;
+    for (let n = 0; n < this.#chunks.length; n++) {
+      const chunk = this.#chunks[n];
+      if (chunk === undefined) continue;
+      heldBytes += chunk.length;
+      liveBytes += this.#chunkLiveBytes[n]!;
+    }
+    return { heldBytes, liveBytes };
+  }
+
+  /** Reserves `length` bytes in a chunk of this table: `#placedChunk`/`#placedAt`. */
+  #place(length: number): void {
+    if (length > COLD_ITEM_BYTES_MAX) {
+      this.#placedChunk = this.#newChunk(new Uint8Array(length));
+      this.#placedAt = 0;
+      return;
+    }
+    // (A chunk must exist even for an empty key and value.)
+    if (this.#current < 0 || this.#used + length > COLD_CHUNK_BYTES) {
+      this.#current = this.#newChunk(new Uint8Array(COLD_CHUNK_BYTES));
+      this.#used = 0;
+    }
+    this.#placedChunk = this.#current;
+    this.#placedAt = this.#used;
+    this.#used += length;
+  }
+
+  #newChunk(chunk: Uint8Array): number {
+    this.#chunks.push(chunk);
+    this.#chunkKeys.push(0);
+    this.#chunkLiveBytes.push(0);
+    return this.#chunks.length - 1;
   }
 
   /** The key bytes of a cold handle (a view: do not change them). */
@@ -214,14 +290,29 @@ export class ColdEntries {
     return index;
   }
 
-  /** The cold key as a `KeyIndex` of its own; the handle is no longer cold. */
+  /**
+   * The cold key as a `KeyIndex` of its own, its bytes copied out of the
+   * chunk; the handle is no longer cold.
+   */
   take(handle: number): KeyIndex {
-    const index = this.peek(handle);
     const block = this.#blocks[handle >>> BLOCK_SHIFT]!;
     const f = (handle & BLOCK_MASK) * FIELDS;
     const chunkNumber = block[f + CHUNK]!;
+    const chunk = this.#chunks[chunkNumber]!;
+    const at = block[f + OFFSET]!;
+    const keyEnd = at + block[f + KEY_LENGTH]!;
+    const valueEnd = keyEnd + block[f + VALUE_LENGTH]!;
+    const index = new KeyIndex(this.#takenSlab.copy(chunk, at, keyEnd));
+    index.restore({
+      main: block[f + MAIN]!,
+      sub: block[f + SUB]!,
+      createRevision: block[f + CREATE]!,
+      version: block[f + VERSION]!,
+      value: this.#takenSlab.copy(chunk, keyEnd, valueEnd),
+      lease: this.#leases.get(handle) ?? 0n,
+    });
+    this.#chunkLiveBytes[chunkNumber]! -= valueEnd - at;
     if (--this.#chunkKeys[chunkNumber]! === 0) {
-      // The views in `index` keep the bytes; the table lets go of them.
       this.#chunks[chunkNumber] = undefined;
       if (chunkNumber === this.#current) this.#current = -1;
     }

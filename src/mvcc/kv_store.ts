@@ -118,6 +118,11 @@ export class MvccStore {
     return this.#cold.count;
   }
 
+  /** Bytes of chunks the cold keys hold, and how many are their own bytes. */
+  coldChunkBytes(): { heldBytes: number; liveBytes: number } {
+    return this.#cold.chunkBytes();
+  }
+
   /**
    * Checks that `atRev` can be read (not compacted, not in the future, given
    * that reads see at most `readRev`) and returns the revision to read at.
