@@ -59,6 +59,8 @@ async function timeOpen(dir: string, shape: Shape): Promise<void> {
       snapshotRevision: snapshot?.revision ?? 0,
       walRecords: db.recovery?.replayedRecords,
       keys: (await db.get("", { prefix: true, countOnly: true })).count,
+      rssMB: Math.round(Deno.memoryUsage().rss / 2 ** 20),
+      heapMB: Math.round(Deno.memoryUsage().heapUsed / 2 ** 20),
     }),
   );
   await db.close();

@@ -39,8 +39,8 @@ import {
   streamSnapshot,
 } from "./snapshot.ts";
 import {
+  ReplayWorkerSlot,
   replayWorkerUsable,
-  startReplayWorker,
   streamSnapshotInWorker,
 } from "./replay_batch.ts";
 import {
@@ -251,6 +251,22 @@ async function recover(
   progress: (message: string) => void,
   replayWorker: ReplayWorkerMode,
 ) {
+  // One worker (if any) serves the snapshot and the WAL.
+  const workers = new ReplayWorkerSlot();
+  try {
+    return await recoverWith(fs, dir, progress, replayWorker, workers);
+  } finally {
+    workers.close();
+  }
+}
+
+async function recoverWith(
+  fs: StorageFs,
+  dir: string,
+  progress: (message: string) => void,
+  replayWorker: ReplayWorkerMode,
+  workers: ReplayWorkerSlot,
+) {
   const skipped: { file: string; reason: string }[] = [];
   const snapDir = `${dir}/snap`;
   const walDir = `${dir}/wal`;
@@ -273,7 +289,14 @@ async function recover(
         // Streamed: entries arrive before the footer is checked, so a
         // corrupt snapshot leaves this attempt's `mvcc` half-filled — it is
         // dropped with it (`continue` below).
-        const status = await loadSnapshot(fs, file, mvcc, leases, replayWorker);
+        const status = await loadSnapshot(
+          fs,
+          file,
+          mvcc,
+          leases,
+          replayWorker,
+          workers,
+        );
         compactRevision = status.compactRevision;
         snapshot = { file, revision };
       } catch (error) {
@@ -357,6 +380,7 @@ async function recover(
       {
         cleanEnd,
         replayWorker,
+        workerSlot: workers,
         // Write records go straight from the read buffers into the engine.
         writes: {
           beginWrite: (revision) => {
@@ -495,6 +519,7 @@ async function loadSnapshot(
   mvcc: MvccStore,
   leases: Map<bigint, DurableLease>,
   mode: ReplayWorkerMode,
+  workers: ReplayWorkerSlot,
 ): Promise<SnapshotStatus> {
   const onLease = (id: bigint, lease: DurableLease) =>
     void leases.set(id, {
@@ -505,26 +530,21 @@ async function loadSnapshot(
     (mode === "always" ||
       mode === "auto" && await fileSize(fs, file) >= REPLAY_WORKER_MIN_BYTES);
   if (!useWorker) return await streamSnapshot(fs, file, mvcc, onLease);
-  const worker = startReplayWorker();
-  try {
-    return await streamSnapshotInWorker(
-      worker,
-      file,
-      {
-        beginWrite: () => true,
-        record: (record) => {
-          if (record.kind !== "leaseGrant") {
-            throw new Error(`revkv: a ${record.kind} record in a snapshot`);
-          }
-          onLease(record.id, record);
-        },
-        entries: mvcc,
+  return await streamSnapshotInWorker(
+    workers.get(),
+    file,
+    {
+      beginWrite: () => true,
+      record: (record) => {
+        if (record.kind !== "leaseGrant") {
+          throw new Error(`revkv: a ${record.kind} record in a snapshot`);
+        }
+        onLease(record.id, record);
       },
-      (c) => new SnapshotCorruptionError(c.file, c.offset, c.reason),
-    );
-  } finally {
-    worker.terminate();
-  }
+      entries: mvcc,
+    },
+    (c) => new SnapshotCorruptionError(c.file, c.offset, c.reason),
+  );
 }
 
 async function fileSize(fs: StorageFs, path: string): Promise<number> {

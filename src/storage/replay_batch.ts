@@ -327,11 +327,26 @@ export function replayWorkerUsable(fs: StorageFs): boolean {
   return fs === denoFs && typeof Worker === "function";
 }
 
-/** Starts a replay worker (`replay_worker.ts`); terminate it when done. */
-export function startReplayWorker(): Worker {
-  return new Worker(new URL("./replay_worker.ts", import.meta.url).href, {
-    type: "module",
-  });
+/**
+ * One replay worker (`replay_worker.ts`), started on first use and shared
+ * by the snapshot and WAL phases of a recovery; `close` ends it.
+ */
+export class ReplayWorkerSlot {
+  #worker: Worker | undefined;
+
+  /** The worker, started now if it is not running. */
+  get(): Worker {
+    return this.#worker ??= new Worker(
+      new URL("./replay_worker.ts", import.meta.url).href,
+      { type: "module" },
+    );
+  }
+
+  /** Terminates the worker, if one was started. */
+  close(): void {
+    this.#worker?.terminate();
+    this.#worker = undefined;
+  }
 }
 
 /**

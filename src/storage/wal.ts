@@ -27,8 +27,8 @@ import { FileWindow } from "./file_window.ts";
 import {
   applyReplayBatch,
   type ReplayTarget,
+  ReplayWorkerSlot,
   replayWorkerUsable,
-  startReplayWorker,
   streamSegmentInWorker,
 } from "./replay_batch.ts";
 import {
@@ -179,6 +179,8 @@ export interface ReadWalOptions {
   writes?: WalWriteTarget;
   /** With `writes`: when to read in a worker (default `"auto"`). */
   replayWorker?: ReplayWorkerMode;
+  /** The worker to use (kept running); else one is started and ended here. */
+  workerSlot?: ReplayWorkerSlot;
 }
 
 /**
@@ -293,12 +295,13 @@ export async function readWal(
     records++;
   };
   const mode = options.replayWorker ?? "auto";
+  const slot = options.workerSlot ?? new ReplayWorkerSlot();
   const worker = writes !== undefined && replayWorkerUsable(fs) &&
       segments.length > 0 &&
       (mode === "always" ||
         mode === "auto" &&
           await replayWorkerPays(fs, walDir, segments, options.cleanEnd))
-    ? startReplayWorker()
+    ? slot.get()
     : undefined;
   const target: ReplayTarget | undefined = writes && {
     beginWrite: (revision) => {
@@ -461,7 +464,7 @@ export async function readWal(
       prevSegmentCrc = crc;
     }
   } finally {
-    worker?.terminate();
+    if (slot !== options.workerSlot) slot.close();
   }
   return { tail, torn, repaired: undefined, records };
 }
