@@ -16,6 +16,7 @@ import { BTreeIndex } from "../wasm/btree.ts";
 import { KeyIndex, type RevisionEntry } from "./key_index.ts";
 import { ByteSlab } from "./byte_slab.ts";
 import { ColdEntries } from "./cold_entries.ts";
+import { HandleTable } from "./handle_table.ts";
 import { CompactedError, FutureRevisionError } from "./errors.ts";
 
 /** How many handles one crossing of the wasm boundary returns during a scan. */
@@ -71,7 +72,7 @@ export class MvccStore {
 
   readonly #tree = new BTreeIndex();
   /** Key index by tree handle; undefined for a cold key or a free handle. */
-  readonly #indexes: (KeyIndex | undefined)[] = [];
+  readonly #indexes = new HandleTable<KeyIndex>();
   /** Restored single-put keys not yet turned into `KeyIndex`es. */
   readonly #cold = new ColdEntries();
   readonly #freeHandles: number[] = [];
@@ -252,7 +253,7 @@ export class MvccStore {
       // Copy the handles out: removing keys below calls into the tree.
       const handles = Array.from(page);
       for (const handle of handles) {
-        const index = this.#indexes[handle];
+        const index = this.#indexes.get(handle);
         cursor.inclusive = false;
         if (index === undefined) {
           // A cold key holds one put: compaction keeps it.
@@ -293,7 +294,7 @@ export class MvccStore {
       // The tree's copy of the key must find this very index again, and the
       // engine's keys must come in strictly ascending byte order.
       const handle = this.#tree.get(index.key);
-      const own = handle < 0 ? undefined : this.#indexes[handle];
+      const own = handle < 0 ? undefined : this.#indexes.get(handle);
       const same = own === undefined
         ? handle >= 0 && this.#cold.has(handle) &&
           compareBytes(this.#cold.key(handle), index.key) === 0
@@ -365,13 +366,12 @@ export class MvccStore {
       live++;
     });
     let mapped = this.#cold.count;
-    for (let handle = 0; handle < this.#indexes.length; handle++) {
-      if (this.#indexes[handle] === undefined) continue;
+    this.#indexes.forEach((_, handle) => {
       if (this.#cold.has(handle)) {
         throw new Error(`mvcc check: handle ${handle} is both cold and not`);
       }
       mapped++;
-    }
+    });
     if (mapped !== live || live !== this.#tree.size) {
       throw new Error(
         `mvcc check: ${this.#tree.size} keys in the tree, ${live} visited, ${mapped} handles mapped`,
@@ -450,7 +450,7 @@ export class MvccStore {
         index = this.#owned(handle);
       } else {
         if (free.length > 0) free.pop();
-        else this.#indexes.push(undefined);
+        else this.#indexes.set(newHandle, undefined);
         this.#keyBytes += keyLength;
         if (
           valueLength >= 0 && this.#cold.add(
@@ -476,7 +476,7 @@ export class MvccStore {
         index = new KeyIndex(
           this.#keySlab.copy(bytes, keyStart, keyStart + keyLength),
         );
-        this.#indexes[newHandle] = index;
+        this.#indexes.set(newHandle, index);
       }
       this.#restoring = index;
     }
@@ -519,11 +519,10 @@ export class MvccStore {
     visit: (index: KeyIndex, entry: RevisionEntry) => void,
   ): void {
     for (const handle of this.#cold.leasedHandles()) this.#owned(handle);
-    for (const index of this.#indexes) {
-      if (index === undefined) continue;
+    this.#indexes.forEach((index) => {
       const entry = index.get(this.currentRevision);
       if (entry !== undefined && entry.lease !== 0n) visit(index, entry);
-    }
+    });
   }
 
   /**
@@ -564,7 +563,7 @@ export class MvccStore {
     if (handle >= 0) return this.#owned(handle);
     if (free.length > 0) free.pop();
     const index = new KeyIndex(adopt ? key : this.#keySlab.copy(key));
-    this.#indexes[newHandle] = index;
+    this.#indexes.set(newHandle, index);
     this.#keyBytes += key.length;
     return index;
   }
@@ -602,23 +601,23 @@ export class MvccStore {
   #removeKey(index: KeyIndex, handle: number): void {
     if (this.#restoring === index) this.#restoring = undefined;
     this.#tree.delete(index.key);
-    this.#indexes[handle] = undefined;
+    this.#indexes.set(handle, undefined);
     this.#freeHandles.push(handle);
     this.#keyBytes -= index.key.length;
   }
 
   /** The key index of a handle the tree maps, turning a cold key into one. */
   #owned(handle: number): KeyIndex {
-    const index = this.#indexes[handle];
+    const index = this.#indexes.get(handle);
     if (index !== undefined) return index;
     const taken = this.#cold.take(handle);
-    this.#indexes[handle] = taken;
+    this.#indexes.set(handle, taken);
     return taken;
   }
 
   /** The index a scan visits: a cold key's copy, or its own when `forWrite`. */
   #visited(handle: number, forWrite: boolean): KeyIndex {
-    return this.#indexes[handle] ??
+    return this.#indexes.get(handle) ??
       (forWrite ? this.#owned(handle) : this.#cold.peek(handle));
   }
 
