@@ -77,8 +77,12 @@ export class ColdEntries {
   readonly #chunkKeys: number[] = [];
   /** Bytes of cold keys and values per chunk. */
   readonly #chunkLiveBytes: number[] = [];
-  /** Handles added into each held adopted chunk (for `releaseChunk`). */
-  readonly #held = new Map<number, number[]>();
+  /**
+   * Per chunk, the least and greatest handle added into it while held (an
+   * adopted chunk before `releaseChunk`); -1 when none.
+   */
+  readonly #heldFirst: number[] = [];
+  readonly #heldLast: number[] = [];
   /** Where `take` copies a key's bytes to. */
   readonly #takenSlab = new ByteSlab();
   /** Where `#place` put the last item. */
@@ -141,7 +145,10 @@ export class ColdEntries {
       ) {
         throw new Error("mvcc: cold entry not in the chunk it names");
       }
-      this.#held.get(adopted)!.push(handle);
+      if (this.#heldFirst[adopted]! < 0 || handle < this.#heldFirst[adopted]!) {
+        this.#heldFirst[adopted] = handle;
+      }
+      if (handle > this.#heldLast[adopted]!) this.#heldLast[adopted] = handle;
     } else {
       this.#place(length);
       chunkNumber = this.#placedChunk;
@@ -182,7 +189,6 @@ export class ColdEntries {
     const chunkNumber = this.#newChunk(chunk);
     // The adopter's hold counts as one key until `releaseChunk`.
     this.#chunkKeys[chunkNumber] = 1;
-    this.#held.set(chunkNumber, []);
     return chunkNumber;
   }
 
@@ -191,11 +197,14 @@ export class ColdEntries {
    * it, and its cold keys moved out if they are less than half of it.
    */
   releaseChunk(chunkNumber: number): void {
-    const held = this.#held.get(chunkNumber) ?? [];
-    this.#held.delete(chunkNumber);
+    const first = this.#heldFirst[chunkNumber]!;
+    const last = this.#heldLast[chunkNumber]!;
+    this.#heldFirst[chunkNumber] = -1;
+    this.#heldLast[chunkNumber] = -1;
     const chunk = this.#chunks[chunkNumber]!;
-    if (this.#chunkLiveBytes[chunkNumber]! * 2 < chunk.length) {
-      for (const handle of held) {
+    if (first >= 0 && this.#chunkLiveBytes[chunkNumber]! * 2 < chunk.length) {
+      // The handles added while it was held lie in [first, last].
+      for (let handle = first; handle <= last; handle++) {
         if (!this.has(handle)) continue;
         const block = this.#blocks[handle >>> BLOCK_SHIFT]!;
         const f = (handle & BLOCK_MASK) * FIELDS;
@@ -257,6 +266,8 @@ export class ColdEntries {
     this.#chunks.push(chunk);
     this.#chunkKeys.push(0);
     this.#chunkLiveBytes.push(0);
+    this.#heldFirst.push(-1);
+    this.#heldLast.push(-1);
     return this.#chunks.length - 1;
   }
 

@@ -42,6 +42,11 @@ export class HandleTable<T> {
     if (handle >= this.#length) this.#length = handle + 1;
   }
 
+  /** Counts `handle` as used while its slot stays empty (a cold key's). */
+  claim(handle: number): void {
+    if (handle >= this.#length) this.#length = handle + 1;
+  }
+
   /** Calls `visit` for every value that is set, in handle order. */
   forEach(visit: (value: T, handle: number) => void): void {
     for (let b = 0; b < this.#blocks.length; b++) {

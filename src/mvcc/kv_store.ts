@@ -450,7 +450,7 @@ export class MvccStore {
         index = this.#owned(handle);
       } else {
         if (free.length > 0) free.pop();
-        else this.#indexes.set(newHandle, undefined);
+        else this.#indexes.claim(newHandle);
         this.#keyBytes += keyLength;
         if (
           valueLength >= 0 && this.#cold.add(
