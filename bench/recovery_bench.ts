@@ -7,11 +7,17 @@
  * snapshot plus the WAL after it (see `fill`). Prints each run, then the
  * medians.
  *
- * Run: `deno run -A bench/recovery_bench.ts [entries]` (default 1,000,000)
+ * Run: `deno run -A bench/recovery_bench.ts [entries] [--in-thread]`
+ * (default 1,000,000 entries; `--in-thread` opens with `replayWorker:
+ * "never"`, to see what the replay worker is worth).
  */
 import { open } from "../mod.ts";
 
-const ENTRIES = Number(Deno.args[1] ?? Deno.args[0] ?? 1_000_000);
+const IN_THREAD = Deno.args.includes("--in-thread");
+const args = Deno.args.filter((a) => a !== "--in-thread");
+const ENTRIES = Number(
+  (args[0]?.startsWith("--") ? args[1] : args[0]) ?? 1_000_000,
+);
 const RUNS = 5;
 const SHAPES = {
   wal: { durability: "none", snapshotCount: 10_000_000 },
@@ -49,12 +55,16 @@ async function timeOpen(dir: string, shape: Shape): Promise<void> {
   // Without the clean-close marker, as after a crash: the tail is checked too.
   await Deno.remove(`${dir}/wal/CLEAN`).catch(() => {});
   const started = performance.now();
-  const db = await open(dir, SHAPES[shape]);
+  const db = await open(dir, {
+    ...SHAPES[shape],
+    replayWorker: IN_THREAD ? "never" : "auto",
+  });
   const ms = performance.now() - started;
   const snapshot = db.recovery?.snapshot;
   console.log(
     JSON.stringify({
       shape,
+      replayWorker: IN_THREAD ? "never" : "auto",
       ms: Math.round(ms),
       snapshotRevision: snapshot?.revision ?? 0,
       walRecords: db.recovery?.replayedRecords,
@@ -76,10 +86,10 @@ async function child(args: string[]): Promise<string> {
   return new TextDecoder().decode(stdout);
 }
 
-if (Deno.args[0] === "--fill") {
-  await fill(Deno.args[2]!, Deno.args[3] as Shape);
-} else if (Deno.args[0] === "--open") {
-  await timeOpen(Deno.args[2]!, Deno.args[3] as Shape);
+if (args[0] === "--fill") {
+  await fill(args[2]!, args[3] as Shape);
+} else if (args[0] === "--open") {
+  await timeOpen(args[2]!, args[3] as Shape);
 } else {
   const dirs: Record<string, string> = {};
   try {
@@ -96,6 +106,7 @@ if (Deno.args[0] === "--fill") {
           String(ENTRIES),
           dirs[shape]!,
           shape,
+          ...(IN_THREAD ? ["--in-thread"] : []),
         ]);
         console.log(line.trim());
         times[shape]!.push(JSON.parse(line).ms);
