@@ -100,9 +100,10 @@ export class ColdEntries {
 
   /** Whether `handle` is a cold key. */
   has(handle: number): boolean {
-    const block = this.#blocks[handle >>> BLOCK_SHIFT];
-    return block !== undefined &&
-      block[(handle & BLOCK_MASK) * FIELDS + MAIN] !== 0;
+    const b = handle >>> BLOCK_SHIFT;
+    // (Never index past the end: V8's slow path.)
+    return b < this.#blocks.length &&
+      this.#blocks[b]![(handle & BLOCK_MASK) * FIELDS + MAIN] !== 0;
   }
 
   /**

@@ -7,7 +7,8 @@
  * on the VMs measured (~5 ms per MB at first touch): the first new key
  * after opening a 1M-key store waited ~40 ms for that copy, and recovery
  * paid it at every growth. Blocks of `HANDLE_BLOCK_SLOTS` are allocated as
- * needed and never copied.
+ * needed (only those holding a set slot: cold keys' handles have none) and
+ * never copied. Reads never index past the end of an array (V8's slow path).
  *
  * @module
  */
@@ -19,7 +20,7 @@ const MASK = HANDLE_BLOCK_SLOTS - 1;
 
 /** Values by small integer (handle), with `undefined` for empty slots. */
 export class HandleTable<T> {
-  readonly #blocks: (T | undefined)[][] = [];
+  readonly #blocks: ((T | undefined)[] | undefined)[] = [];
   #length = 0;
 
   /** One more than the largest handle set so far. */
@@ -29,16 +30,23 @@ export class HandleTable<T> {
 
   /** The value at `handle`, or undefined. */
   get(handle: number): T | undefined {
-    const block = this.#blocks[handle >>> SHIFT];
+    const b = handle >>> SHIFT;
+    if (b >= this.#blocks.length) return undefined;
+    const block = this.#blocks[b];
     return block === undefined ? undefined : block[handle & MASK];
   }
 
   /** Sets the value at `handle` (undefined empties the slot). */
   set(handle: number, value: T | undefined): void {
-    while (handle >>> SHIFT >= this.#blocks.length) {
-      this.#blocks.push(new Array(HANDLE_BLOCK_SLOTS).fill(undefined));
+    const b = handle >>> SHIFT;
+    while (b >= this.#blocks.length) this.#blocks.push(undefined);
+    let block = this.#blocks[b];
+    if (block === undefined) {
+      if (value === undefined) return this.claim(handle);
+      block = new Array(HANDLE_BLOCK_SLOTS).fill(undefined);
+      this.#blocks[b] = block;
     }
-    this.#blocks[handle >>> SHIFT]![handle & MASK] = value;
+    block[handle & MASK] = value;
     if (handle >= this.#length) this.#length = handle + 1;
   }
 
@@ -50,7 +58,8 @@ export class HandleTable<T> {
   /** Calls `visit` for every value that is set, in handle order. */
   forEach(visit: (value: T, handle: number) => void): void {
     for (let b = 0; b < this.#blocks.length; b++) {
-      const block = this.#blocks[b]!;
+      const block = this.#blocks[b];
+      if (block === undefined) continue;
       const end = Math.min(
         HANDLE_BLOCK_SLOTS,
         this.#length - b * HANDLE_BLOCK_SLOTS,
