@@ -137,7 +137,7 @@ export class ReplayBatchWriter implements RecordedEntrySink {
   /** @param send posts a full batch. */
   constructor(readonly send: (batch: ReplayBatch) => void) {}
 
-  /** Drops what a failed request left unsent. */
+  /** Drops what is not sent (after a send, or a failed request). */
   discard(): void {
     this.#rowCount = 0;
     this.#chunks = [];
@@ -230,13 +230,7 @@ export class ReplayBatchWriter implements RecordedEntrySink {
     this.#rows = spare !== undefined && spare.length >= rowsLength
       ? spare
       : new Float64Array(rowsLength);
-    this.#rowCount = 0;
-    this.#chunks = [];
-    this.#chunk = new Uint8Array(0);
-    this.#used = 0;
-    this.#bytes = 0;
-    this.#leases = [];
-    this.#records = [];
+    this.discard();
   }
 
   #row(): number {
