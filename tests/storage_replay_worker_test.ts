@@ -389,3 +389,77 @@ Deno.test("stores recovering at once in one process read their own logs", async 
     }
   });
 });
+
+Deno.test("a replay worker that fails is replaced by in-thread recovery", async () => {
+  await withTempDir(async (dir) => {
+    await writeSnapshotAndLog(dir);
+    const [, inThread] = await openBoth(dir);
+    assert.ok(inThread && "seen" in inThread);
+    const RealWorker = globalThis.Worker;
+    let started = 0;
+    // A worker that fails as soon as it is asked anything (as one that
+    // crashed, or could not load its module).
+    class FailingWorker extends EventTarget {
+      onmessage: ((event: MessageEvent) => void) | null = null;
+      onerror: ((event: ErrorEvent) => void) | null = null;
+      constructor() {
+        super();
+        started++;
+      }
+      postMessage(): void {
+        setTimeout(() =>
+          this.onerror?.(new ErrorEvent("error", { message: "boom" }))
+        );
+      }
+      terminate(): void {}
+    }
+    globalThis.Worker = FailingWorker as unknown as typeof Worker;
+    try {
+      const db = await open(dir, { ...OPTIONS, replayWorker: "always" });
+      try {
+        db.check();
+        assert.deepEqual(await observe(db), inThread.seen);
+      } finally {
+        await db.close();
+      }
+    } finally {
+      globalThis.Worker = RealWorker;
+    }
+    assert.equal(started, 1);
+  });
+});
+
+Deno.test("a program allowed to read only its data dir recovers in-thread", async () => {
+  await withTempDir(async (dir) => {
+    await writeMixedLog(dir);
+    const script = `
+      import { open } from ${
+      JSON.stringify(new URL("../mod.ts", import.meta.url).href)
+    };
+      const db = await open(${
+      JSON.stringify(dir)
+    }, { durability: "none", replayWorker: "always" });
+      console.log(db.revision);
+      await db.close();`;
+    const file = `${dir}.script.ts`;
+    await Deno.writeTextFile(file, script);
+    try {
+      const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+        args: ["run", `--allow-read=${dir}`, `--allow-write=${dir}`, file],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const err = new TextDecoder().decode(stderr);
+      assert.equal(code, 0, err);
+      assert.doesNotMatch(err, /worker/i);
+      const db = await open(dir, OPTIONS);
+      try {
+        assert.equal(Number(new TextDecoder().decode(stdout)), db.revision);
+      } finally {
+        await db.close();
+      }
+    } finally {
+      await Deno.remove(file);
+    }
+  });
+});

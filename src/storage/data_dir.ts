@@ -39,6 +39,7 @@ import {
   streamSnapshot,
 } from "./snapshot.ts";
 import {
+  ReplayWorkerError,
   ReplayWorkerSlot,
   replayWorkerUsable,
   streamSnapshotInWorker,
@@ -255,6 +256,12 @@ async function recover(
   const workers = new ReplayWorkerSlot();
   try {
     return await recoverWith(fs, dir, progress, replayWorker, workers);
+  } catch (error) {
+    if (!(error instanceof ReplayWorkerError)) throw error;
+    // Nothing the worker read was judged or changed on disk (torn tails
+    // are cut in-thread): start over without it.
+    workers.close();
+    return await recoverWith(fs, dir, progress, "never", workers);
   } finally {
     workers.close();
   }

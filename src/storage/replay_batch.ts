@@ -316,9 +316,38 @@ export function applyReplayBatch(
   }
 }
 
-/** Whether recovery can read in a worker: the real file system, and `Worker`. */
+/** Where the worker's module is. */
+const WORKER_URL = new URL("./replay_worker.ts", import.meta.url);
+
+/**
+ * Whether recovery can read in a worker: the real file system, `Worker`,
+ * and the worker's module readable without asking (a program run with
+ * `--allow-read` for its data dir only cannot load it; it recovers
+ * in-thread).
+ */
 export function replayWorkerUsable(fs: StorageFs): boolean {
-  return fs === denoFs && typeof Worker === "function";
+  if (fs !== denoFs || typeof Worker !== "function") return false;
+  if (WORKER_URL.protocol !== "file:") return false;
+  try {
+    return Deno.permissions.querySync({
+      name: "read",
+      path: WORKER_URL,
+    }).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The replay worker failed for a reason of its own (it could not start,
+ * crashed, or hit an error that is not corruption): recovery starts over
+ * in-thread, which meets the same data the same way.
+ */
+export class ReplayWorkerError extends Error {
+  constructor(message: string) {
+    super(`revkv: replay worker: ${message}`);
+    this.name = "ReplayWorkerError";
+  }
 }
 
 /**
@@ -330,10 +359,7 @@ export class ReplayWorkerSlot {
 
   /** The worker, started now if it is not running. */
   get(): Worker {
-    return this.#worker ??= new Worker(
-      new URL("./replay_worker.ts", import.meta.url).href,
-      { type: "module" },
-    );
+    return this.#worker ??= new Worker(WORKER_URL.href, { type: "module" });
   }
 
   /** Terminates the worker, if one was started. */
@@ -406,7 +432,7 @@ function ask(
         } else if (reply.type === "error") {
           throw reply.corruption
             ? corruption(reply.corruption)
-            : new Error(`revkv: replay worker: ${reply.message}`);
+            : new ReplayWorkerError(reply.message);
         } else {
           resolve(reply);
         }
@@ -418,7 +444,7 @@ function ask(
     worker.onerror = (event) => {
       event.preventDefault();
       failed = true;
-      reject(new Error(`revkv: replay worker failed: ${event.message}`));
+      reject(new ReplayWorkerError(event.message));
     };
     worker.postMessage(request);
   });
