@@ -134,7 +134,12 @@ Deno.test("SIGKILL at random moments loses no acknowledged write", async () => {
           killAfterMs,
         );
         totalAcks += acks.size;
-        const store = await open(dir, CRASH_STORE_OPTIONS);
+        // Both recovery paths: the replay worker (snapshot and WAL) on even
+        // rounds, in-thread on odd ones.
+        const store = await open(dir, {
+          ...CRASH_STORE_OPTIONS,
+          replayWorker: round % 2 === 0 ? "always" : "never",
+        });
         try {
           assert.equal(
             readyRevision,
