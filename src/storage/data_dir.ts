@@ -32,11 +32,11 @@ import {
 import { startProgress } from "./progress.ts";
 import {
   parseSnapshotName,
-  readSnapshot,
   SnapshotCorruptionError,
   snapshotName,
   type SnapshotStatus,
   streamSnapshot,
+  verifySnapshot,
 } from "./snapshot.ts";
 import {
   ReplayWorkerError,
@@ -56,12 +56,7 @@ import {
   WalWriter,
 } from "./wal.ts";
 import { WasmWalEncoder } from "../wasm/wal.ts";
-import {
-  isSkippable,
-  type RecordedEntrySink,
-  type WalEncoder,
-  type WalRecord,
-} from "./wal_codec.ts";
+import { isSkippable, type WalEncoder, type WalRecord } from "./wal_codec.ts";
 import {
   DEFAULT_SNAPSHOT_COUNT,
   type DurableLease,
@@ -472,7 +467,7 @@ export function snapshotStatus(
   file: string,
   options: { fs?: StorageFs } = {},
 ): Promise<SnapshotStatus> {
-  return readSnapshot(options.fs ?? denoFs, file, discardEntries);
+  return verifySnapshot(options.fs ?? denoFs, file);
 }
 
 /**
@@ -489,7 +484,7 @@ export async function restoreSnapshot(
 ): Promise<SnapshotStatus> {
   const fs = options.fs ?? denoFs;
   const sync = (options.durability ?? "fsync") === "fsync";
-  const status = await readSnapshot(fs, file, discardEntries);
+  const status = await verifySnapshot(fs, file);
   if (await fs.exists(dataDir)) {
     let entries: string[] = [];
     try {
@@ -511,9 +506,6 @@ export async function restoreSnapshot(
   if (sync) await fs.syncDir(`${dataDir}/snap`);
   return status;
 }
-
-/** Takes restored entries and keeps nothing (reading a snapshot to check it). */
-const discardEntries: RecordedEntrySink = { restoreRecorded() {} };
 
 /**
  * Loads a snapshot into `mvcc` and `leases`, in the replay worker when that

@@ -36,9 +36,9 @@ import type { DirLock } from "./lock.ts";
 import type { Meta } from "./meta.ts";
 import {
   parseSnapshotName,
-  readSnapshot,
   snapshotName,
   type SnapshotStatus,
+  verifySnapshot,
   writeSnapshot,
   yieldToEventLoop,
 } from "./snapshot.ts";
@@ -350,7 +350,7 @@ export class WalJournal {
     this.#entriesSinceSnapshot = 0;
     const path = `${dir}/snap/${snapshotName(revision)}`;
     if (revision === this.#snapshotRevision && await fs.exists(path)) {
-      return await readSnapshot(fs, path);
+      return await verifySnapshot(fs, path);
     }
     const marker = this.#append({ kind: "snapshot", revision });
     marker.catch(() => {}); // awaited below; a failure surfaces there

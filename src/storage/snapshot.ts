@@ -347,93 +347,21 @@ export async function writeSnapshot(
 }
 
 /**
- * Reads and verifies a snapshot; with `entries`, passes every entry to it
- * (keys in order, each key's entries oldest first) as byte positions in the
- * file's bytes. Verification of the whole file happens before the first
- * entry is passed, so a corrupt snapshot applies nothing. With `onLease`, passes every lease the snapshot holds.
- * @throws SnapshotCorruptionError when a frame or the footer does not check.
+ * Reads and verifies a whole snapshot file (`snapshot status`, `snapshot
+ * restore`, an existing snapshot at the journal's revision), keeping
+ * nothing: `streamSnapshot` with no one to take the entries.
+ * @throws SnapshotCorruptionError when a frame, the footer or the hash does
+ *   not check.
  */
-export async function readSnapshot(
+export function verifySnapshot(
   fs: StorageFs,
   path: string,
-  entries?: RecordedEntrySink,
-  onLease?: (id: bigint, lease: SnapshotLease) => void,
 ): Promise<SnapshotStatus> {
-  const bytes = await fs.readFile(path);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const frames: { type: number; start: number; length: number }[] = [];
-  let offset = 0;
-  let crc = 0;
-  for (;;) {
-    const frame = readFrame(bytes, view, offset, bytes.length, crc);
-    if (frame.status === "end") {
-      throw new SnapshotCorruptionError(path, offset, "no footer");
-    }
-    if (frame.status === "bad") {
-      throw new SnapshotCorruptionError(path, offset, frame.reason);
-    }
-    if (frames.length === 0 && frame.type !== TYPE_HEADER) {
-      throw new SnapshotCorruptionError(path, 0, "no header");
-    }
-    frames.push({
-      type: frame.type,
-      start: frame.payloadStart,
-      length: frame.payloadLength,
-    });
-    crc = frame.crc;
-    offset = frame.next;
-    if (frame.type === TYPE_FOOTER) break;
-  }
-  const head = frames[0]!;
-  const { revision, compactRevision } = checkHeader(
-    path,
-    view,
-    head.start,
-    head.length,
-  );
-  const foot = frames[frames.length - 1]!;
-  const totalKeys = getU64(view, foot.start);
-  const totalEntries = getU64(view, foot.start + 8);
-  const storedHash = view.getUint32(foot.start + 16, true);
-  let hash = 0;
-  for (const frame of frames) {
-    if (frame.type === TYPE_KEYS) {
-      hash = crc32c(bytes, hash, frame.start, frame.start + frame.length);
-    }
-  }
-  if (hash !== storedHash) {
-    throw new SnapshotCorruptionError(path, offset, "hash mismatch");
-  }
-  if (onLease) {
-    for (const frame of frames) {
-      if (frame.type !== TYPE_LEASES) continue;
-      forEachLease(view, frame.start, frame.start + frame.length, onLease);
-    }
-  }
-  if (entries) {
-    const found = { keys: 0, entries: 0 };
-    for (const frame of frames) {
-      if (frame.type !== TYPE_KEYS) continue;
-      restoreKeyBlocks(
-        bytes,
-        view,
-        frame.start,
-        frame.start + frame.length,
-        entries,
-        found,
-      );
-    }
-    checkCounts(path, offset, totalKeys, totalEntries, found);
-  }
-  return {
-    hash,
-    revision,
-    compactRevision,
-    totalKeys,
-    totalEntries,
-    sizeBytes: bytes.length,
-  };
+  return streamSnapshot(fs, path, discardEntries, () => {});
 }
+
+/** Takes restored entries and keeps nothing. */
+const discardEntries: RecordedEntrySink = { restoreRecorded() {} };
 
 /**
  * Passes every entry of the key blocks in `bytes[start, end)` to `entries`,
@@ -500,8 +428,8 @@ function checkCounts(
  * Reads a snapshot as a stream, through a reused window (memory: one
  * window, not the file), checking every frame as it comes and passing
  * entries and leases on at once; the header, the footer's counts and the
- * hash are checked as their frames arrive. Unlike `readSnapshot`, entries
- * are passed before the whole file is verified: on a
+ * hash are checked as their frames arrive. Entries are passed before the
+ * whole file is verified: on a
  * `SnapshotCorruptionError` the caller must discard what it was given.
  * `afterFrame` is called after each frame (the replay worker sends batches
  * there).
@@ -574,7 +502,7 @@ export async function streamSnapshot(
           compactRevision: head.compactRevision,
           totalKeys,
           totalEntries,
-          sizeBytes: offset + (frame.next - at),
+          sizeBytes: size,
         };
       }
       afterFrame();
