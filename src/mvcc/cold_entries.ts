@@ -285,21 +285,7 @@ export class ColdEntries {
 
   /** A throw-away `KeyIndex` equal to the cold key's (see the module comment). */
   peek(handle: number): KeyIndex {
-    const block = this.#blocks[handle >>> BLOCK_SHIFT]!;
-    const f = (handle & BLOCK_MASK) * FIELDS;
-    const chunk = this.#chunks[block[f + CHUNK]!]!;
-    const at = block[f + OFFSET]!;
-    const keyEnd = at + block[f + KEY_LENGTH]!;
-    const index = new KeyIndex(chunk.subarray(at, keyEnd));
-    index.restore({
-      main: block[f + MAIN]!,
-      sub: block[f + SUB]!,
-      createRevision: block[f + CREATE]!,
-      version: block[f + VERSION]!,
-      value: chunk.subarray(keyEnd, keyEnd + block[f + VALUE_LENGTH]!),
-      lease: this.#leases.get(handle) ?? 0n,
-    });
-    return index;
+    return this.#index(handle, false);
   }
 
   /**
@@ -307,23 +293,12 @@ export class ColdEntries {
    * chunk; the handle is no longer cold.
    */
   take(handle: number): KeyIndex {
+    const index = this.#index(handle, true);
     const block = this.#blocks[handle >>> BLOCK_SHIFT]!;
     const f = (handle & BLOCK_MASK) * FIELDS;
     const chunkNumber = block[f + CHUNK]!;
-    const chunk = this.#chunks[chunkNumber]!;
-    const at = block[f + OFFSET]!;
-    const keyEnd = at + block[f + KEY_LENGTH]!;
-    const valueEnd = keyEnd + block[f + VALUE_LENGTH]!;
-    const index = new KeyIndex(this.#takenSlab.copy(chunk, at, keyEnd));
-    index.restore({
-      main: block[f + MAIN]!,
-      sub: block[f + SUB]!,
-      createRevision: block[f + CREATE]!,
-      version: block[f + VERSION]!,
-      value: this.#takenSlab.copy(chunk, keyEnd, valueEnd),
-      lease: this.#leases.get(handle) ?? 0n,
-    });
-    this.#chunkLiveBytes[chunkNumber]! -= valueEnd - at;
+    this.#chunkLiveBytes[chunkNumber]! -= block[f + KEY_LENGTH]! +
+      block[f + VALUE_LENGTH]!;
     if (--this.#chunkKeys[chunkNumber]! === 0) {
       this.#chunks[chunkNumber] = undefined;
       if (chunkNumber === this.#current) this.#current = -1;
@@ -331,6 +306,32 @@ export class ColdEntries {
     block[f + MAIN] = 0;
     this.#leases.delete(handle);
     this.#count--;
+    return index;
+  }
+
+  /** The cold key's index: over views of its chunk, or over copies. */
+  #index(handle: number, copy: boolean): KeyIndex {
+    const block = this.#blocks[handle >>> BLOCK_SHIFT]!;
+    const f = (handle & BLOCK_MASK) * FIELDS;
+    const chunk = this.#chunks[block[f + CHUNK]!]!;
+    const at = block[f + OFFSET]!;
+    const keyEnd = at + block[f + KEY_LENGTH]!;
+    const valueEnd = keyEnd + block[f + VALUE_LENGTH]!;
+    const index = new KeyIndex(
+      copy
+        ? this.#takenSlab.copy(chunk, at, keyEnd)
+        : chunk.subarray(at, keyEnd),
+    );
+    index.restore({
+      main: block[f + MAIN]!,
+      sub: block[f + SUB]!,
+      createRevision: block[f + CREATE]!,
+      version: block[f + VERSION]!,
+      value: copy
+        ? this.#takenSlab.copy(chunk, keyEnd, valueEnd)
+        : chunk.subarray(keyEnd, valueEnd),
+      lease: this.#leases.get(handle) ?? 0n,
+    });
     return index;
   }
 

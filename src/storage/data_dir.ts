@@ -40,9 +40,10 @@ import {
 } from "./snapshot.ts";
 import {
   ReplayWorkerError,
+  type ReplayWorkerMode,
   ReplayWorkerSlot,
-  replayWorkerUsable,
   streamSnapshotInWorker,
+  useReplayWorker,
 } from "./replay_batch.ts";
 import {
   CLEAN_END_FILE,
@@ -50,8 +51,6 @@ import {
   listSegments,
   readCleanEnd,
   readWal,
-  REPLAY_WORKER_MIN_BYTES,
-  type ReplayWorkerMode,
   type TornTail,
   WalWriter,
 } from "./wal.ts";
@@ -525,9 +524,11 @@ async function loadSnapshot(
       ttlSeconds: lease.ttlSeconds,
       deadlineMs: lease.deadlineMs,
     });
-  const useWorker = replayWorkerUsable(fs) &&
-    (mode === "always" ||
-      mode === "auto" && await fileSize(fs, file) >= REPLAY_WORKER_MIN_BYTES);
+  const useWorker = await useReplayWorker(
+    fs,
+    mode,
+    async (bytes) => await fileSize(fs, file) >= bytes,
+  );
   if (!useWorker) return await streamSnapshot(fs, file, mvcc, onLease);
   return await streamSnapshotInWorker(
     workers.get(),

@@ -339,6 +339,32 @@ export function replayWorkerUsable(fs: StorageFs): boolean {
 }
 
 /**
+ * When recovery reads a WAL or snapshot in the worker: when it is over
+ * `REPLAY_WORKER_MIN_BYTES` (`"auto"`), `"always"` or `"never"`.
+ */
+export type ReplayWorkerMode = "auto" | "always" | "never";
+
+/**
+ * Files shorter than this are not worth the worker (~40 ms of the main
+ * thread to start it).
+ */
+export const REPLAY_WORKER_MIN_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Whether to read in the worker: it is usable (`replayWorkerUsable`) and
+ * `mode` is `"always"`, or `"auto"` and `bytesAtLeast` says the data reaches
+ * `REPLAY_WORKER_MIN_BYTES`.
+ */
+export async function useReplayWorker(
+  fs: StorageFs,
+  mode: ReplayWorkerMode,
+  bytesAtLeast: (bytes: number) => Promise<boolean>,
+): Promise<boolean> {
+  if (mode === "never" || !replayWorkerUsable(fs)) return false;
+  return mode === "always" || await bytesAtLeast(REPLAY_WORKER_MIN_BYTES);
+}
+
+/**
  * The replay worker failed for a reason of its own (it could not start,
  * crashed, or hit an error that is not corruption): recovery starts over
  * in-thread, which meets the same data the same way.

@@ -27,9 +27,10 @@ import { FileWindow } from "./file_window.ts";
 import {
   applyReplayBatch,
   type ReplayTarget,
+  type ReplayWorkerMode,
   ReplayWorkerSlot,
-  replayWorkerUsable,
   streamSegmentInWorker,
+  useReplayWorker,
 } from "./replay_batch.ts";
 import {
   align8,
@@ -183,21 +184,10 @@ export interface ReadWalOptions {
   workerSlot?: ReplayWorkerSlot;
 }
 
-/**
- * When recovery reads the WAL in a worker: for logs over
- * `REPLAY_WORKER_MIN_BYTES` (`"auto"`), `"always"` or `"never"`.
- */
-export type ReplayWorkerMode = "auto" | "always" | "never";
+export type { ReplayWorkerMode } from "./replay_batch.ts";
 
 /** Where recovery puts write records (see `ReadWalOptions.writes`). */
 export type WalWriteTarget = Omit<ReplayTarget, "record">;
-
-/**
- * Logs longer than this (one segment's data, or more than one segment) are
- * read by the replay worker; shorter ones are not worth starting it
- * (~50 ms of a core).
- */
-export const REPLAY_WORKER_MIN_BYTES = 8 * 1024 * 1024;
 
 /** Takes one checked frame's payload (valid only during the call). */
 type FrameSink = (
@@ -294,13 +284,13 @@ export async function readWal(
     }
     records++;
   };
-  const mode = options.replayWorker ?? "auto";
   const slot = options.workerSlot ?? new ReplayWorkerSlot();
-  const worker = writes !== undefined && replayWorkerUsable(fs) &&
-      segments.length > 0 &&
-      (mode === "always" ||
-        mode === "auto" &&
-          await replayWorkerPays(fs, walDir, segments, options.cleanEnd))
+  const worker = writes !== undefined && segments.length > 0 &&
+      await useReplayWorker(
+        fs,
+        options.replayWorker ?? "auto",
+        (bytes) => logReaches(fs, walDir, segments, options.cleanEnd, bytes),
+      )
     ? slot.get()
     : undefined;
   const target: ReplayTarget | undefined = writes && {
@@ -470,28 +460,24 @@ export async function readWal(
 }
 
 /**
- * Whether the log is long enough for the replay worker: more than one
- * segment, or data at `REPLAY_WORKER_MIN_BYTES` into the only one (known
- * from the clean-close marker, else probed).
+ * Whether the log holds at least `bytes`: more than one segment does, else
+ * the only one must have data at `bytes` (known from the clean-close marker,
+ * else probed).
  */
-async function replayWorkerPays(
+async function logReaches(
   fs: StorageFs,
   walDir: string,
   segments: readonly SegmentName[],
   cleanEnd: CleanEnd | undefined,
+  bytes: number,
 ): Promise<boolean> {
   if (segments.length !== 1) return segments.length > 1;
   const segment = segments[0]!;
-  if (cleanEnd?.segment === segment.name) {
-    return cleanEnd.offset >= REPLAY_WORKER_MIN_BYTES;
-  }
+  if (cleanEnd?.segment === segment.name) return cleanEnd.offset >= bytes;
   const file = await fs.open(`${walDir}/${segment.name}`);
   try {
     const probe = new Uint8Array(4096);
-    const got = await file.readAt(
-      REPLAY_WORKER_MIN_BYTES - probe.length,
-      probe,
-    );
+    const got = await file.readAt(Math.max(0, bytes - probe.length), probe);
     return probe.subarray(0, Math.max(0, got)).some((b) => b !== 0);
   } finally {
     file.close();
