@@ -8,6 +8,7 @@
 
 import type {
   DeleteOptions,
+  KeySelector,
   PutOptions,
   RangeOptions,
   SortOrder,
@@ -160,14 +161,7 @@ export function getOp(ctx: FlagView): GetOp {
       "get command needs one argument as key and an optional argument as range_end",
     );
   }
-  const prefix = ctx.bool("prefix");
-  const fromKey = ctx.bool("from-key");
-  if (prefix && fromKey) {
-    throw new CliExit(
-      EXIT_BAD_ARGS,
-      "`--prefix` and `--from-key` cannot be set at the same time, choose one",
-    );
-  }
+  const { prefix, fromKey } = prefixOrFromKey(ctx);
   const consistency = ctx.string("consistency", "l");
   if (consistency !== "l" && consistency !== "s") {
     throw new CliExit(
@@ -175,12 +169,8 @@ export function getOp(ctx: FlagView): GetOp {
       `unknown consistency flag ${goQuote(consistency)}`,
     );
   }
-  let key = args[0]!;
   const options: RangeOptions = {};
-  if (args.length > 1) {
-    if (prefix || fromKey) throw tooManyArgs();
-    options.rangeEnd = args[1]!;
-  }
+  const key = selectKeys(args, prefix, fromKey, options);
   const limit = ctx.int("limit");
   if (limit !== 0n) options.limit = toNumber(limit);
   const rev = ctx.int("rev");
@@ -199,6 +189,42 @@ export function getOp(ctx: FlagView): GetOp {
   if (sortTarget === "key" && sortOrder === "ascend") sortOrder = "none";
   if (sortOrder !== "none") options.sortOrder = sortOrder;
   if (sortTarget !== "key") options.sortTarget = sortTarget;
+  if (ctx.bool("keys-only")) options.keysOnly = true;
+  if (ctx.bool("count-only")) options.countOnly = true;
+  return { key, options };
+}
+
+/** `--prefix` and `--from-key`, which etcdctl refuses together. */
+function prefixOrFromKey(
+  ctx: FlagView,
+): { prefix: boolean; fromKey: boolean } {
+  const prefix = ctx.bool("prefix");
+  const fromKey = ctx.bool("from-key");
+  if (prefix && fromKey) {
+    throw new CliExit(
+      EXIT_BAD_ARGS,
+      "`--prefix` and `--from-key` cannot be set at the same time, choose one",
+    );
+  }
+  return { prefix, fromKey };
+}
+
+/**
+ * The key and range of `get` and `del` (etcdctl: key, optional range_end,
+ * `--prefix` or `--from-key`; an empty key with either means every key).
+ * Sets the range options; returns the key.
+ */
+function selectKeys(
+  args: readonly string[],
+  prefix: boolean,
+  fromKey: boolean,
+  options: KeySelector,
+): string {
+  let key = args[0]!;
+  if (args.length > 1) {
+    if (prefix || fromKey) throw tooManyArgs();
+    options.rangeEnd = args[1]!;
+  }
   if (prefix) {
     if (key.length === 0) [key, options.fromKey] = ["\0", true];
     else options.prefix = true;
@@ -207,9 +233,7 @@ export function getOp(ctx: FlagView): GetOp {
     if (key.length === 0) key = "\0";
     options.fromKey = true;
   }
-  if (ctx.bool("keys-only")) options.keysOnly = true;
-  if (ctx.bool("count-only")) options.countOnly = true;
-  return { key, options };
+  return key;
 }
 
 function tooManyArgs(): CliExit {
@@ -354,29 +378,10 @@ export function delOp(ctx: FlagView): DelOp {
       "del command needs one argument as key and an optional argument as range_end",
     );
   }
-  const prefix = ctx.bool("prefix");
-  const fromKey = ctx.bool("from-key");
-  if (prefix && fromKey) {
-    throw new CliExit(
-      EXIT_BAD_ARGS,
-      "`--prefix` and `--from-key` cannot be set at the same time, choose one",
-    );
-  }
-  let key = args[0]!;
+  const { prefix, fromKey } = prefixOrFromKey(ctx);
   const options: DeleteOptions = {};
-  if (args.length > 1) {
-    if (prefix || fromKey) throw tooManyArgs();
-    options.rangeEnd = args[1]!;
-  }
-  if (prefix) {
-    if (key.length === 0) [key, options.fromKey] = ["\0", true];
-    else options.prefix = true;
-  }
+  const key = selectKeys(args, prefix, fromKey, options);
   if (ctx.bool("prev-kv")) options.prevKv = true;
-  if (fromKey) {
-    if (key.length === 0) key = "\0";
-    options.fromKey = true;
-  }
   return { key, options };
 }
 

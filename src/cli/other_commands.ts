@@ -206,22 +206,22 @@ async function runEndpointStatus(ctx: CommandContext): Promise<void> {
   // The committed revision stands in for raft's index (revkv has no raft).
   const raftIndex = db.revision;
   const errors = db.alarms().map((a) => `memberID:${memberId} alarm:${a} `);
+  // The row of the simple and table formats.
+  const row = [
+    endpoint,
+    hexUint(memberId),
+    ETCDCTL_VERSION,
+    humanizeBytes(sizeBytes),
+    "true",
+    "false",
+    String(header.raftTerm),
+    String(raftIndex),
+    String(raftIndex),
+    errors.join(", "),
+  ];
   switch (printer.format) {
     case "simple":
-      ctx.out.line(
-        [
-          endpoint,
-          hexUint(memberId),
-          ETCDCTL_VERSION,
-          humanizeBytes(sizeBytes),
-          "true",
-          "false",
-          String(header.raftTerm),
-          String(raftIndex),
-          String(raftIndex),
-          errors.join(", "),
-        ].join(", "),
-      );
+      ctx.out.line(row.join(", "));
       return;
     case "json": {
       const status = [
@@ -272,18 +272,7 @@ async function runEndpointStatus(ctx: CommandContext): Promise<void> {
           "raft applied index",
           "errors",
         ],
-        [[
-          endpoint,
-          hexUint(memberId),
-          ETCDCTL_VERSION,
-          humanizeBytes(sizeBytes),
-          "true",
-          "false",
-          String(header.raftTerm),
-          String(raftIndex),
-          String(raftIndex),
-          errors.join(", "),
-        ]],
+        [row],
       ));
       return;
     default:
