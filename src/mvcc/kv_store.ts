@@ -252,17 +252,19 @@ export class MvccStore {
       const count = page.length;
       // Copy the handles out: removing keys below calls into the tree.
       const handles = Array.from(page);
+      // The page's last key, to resume after (read before it can be removed).
+      let last: Uint8Array | undefined;
       for (const handle of handles) {
         const index = this.#indexes.get(handle);
-        cursor.inclusive = false;
-        if (index === undefined) {
-          // A cold key holds one put: compaction keeps it.
-          cursor.from = this.#cold.key(handle);
-          continue;
-        }
+        // A cold key holds one put: compaction keeps it.
+        if (index === undefined) continue;
+        if (handle === handles[count - 1]) last = index.key;
         index.compact(cursor.atRev, this.#forgetEntry);
         if (index.entries.length === 0) this.#removeKey(index, handle);
-        cursor.from = index.key;
+      }
+      if (count > 0) {
+        cursor.from = last ?? this.#cold.key(handles[count - 1]!);
+        cursor.inclusive = false;
       }
       visited += count;
       if (count < want) {
