@@ -884,7 +884,7 @@ export class Store {
    * the lease IDs the live keys carry). Deadlines are wall-clock, so a lease
    * whose deadline passed while the store was closed expires at once, and
    * the others expire on time — unlike etcd 3.4, which restarts every
-   * lease's full TTL.
+   * lease's full TTL. `open()` revokes the expired ones before it resolves.
    */
   #restoreLeases(
     leases: ReadonlyMap<bigint, { ttlSeconds: number; deadlineMs: number }>,
@@ -1093,7 +1093,19 @@ export async function open(
 ): Promise<Store> {
   if (path === undefined) return new Store(options);
   const durable = await openDataDir(path, options);
-  return new Store(options, durable);
+  const store = new Store(options, durable);
+  if (durable.leases.size > 0) {
+    // Leases whose deadline passed while the store was closed are revoked
+    // (each in one revision, durable) before anyone can read: etcd never
+    // shows a key past its lease's deadline once its lessor has run.
+    try {
+      while ((await store.expireLeases()) > 0) { /* next pass */ }
+    } catch (error) {
+      await store.close().catch(() => {});
+      throw error;
+    }
+  }
+  return store;
 }
 
 /** The smallest key greater than `key` in byte order: `key` + 0x00. */

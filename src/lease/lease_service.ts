@@ -90,7 +90,8 @@ const EXPIRY_MAX_SLEEP_MS = 60_000;
 export class LeaseService {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAtMs = Infinity;
-  #expiring = false;
+  /** The running expiry pass, if any (passes never overlap). */
+  #expiring: Promise<unknown> | undefined;
 
   /**
    * @param lessor the leases.
@@ -226,23 +227,30 @@ export class LeaseService {
 
   /**
    * Revokes every expired lease now (bounded per call), and returns how
-   * many it revoked. The timer calls it; tests with a manual clock too.
+   * many it revoked. The timer calls it; tests with a manual clock too. A
+   * call while another pass runs waits for it, then makes its own pass, so
+   * a result of 0 means no lease was past its deadline when it looked.
    */
   async expireNow(): Promise<number> {
-    if (this.#expiring) return 0;
-    this.#expiring = true;
-    let revoked = 0;
+    while (this.#expiring) await this.#expiring.catch(() => {});
+    const pass = this.#expirePass();
+    this.#expiring = pass;
     try {
-      for (const id of this.lessor.expired(EXPIRY_BATCH_LEASES)) {
-        if (this.host.closed()) break;
-        if (!this.lessor.get(id)) continue;
-        await this.revoke(id);
-        revoked++;
-      }
+      return await pass;
     } finally {
-      this.#expiring = false;
+      this.#expiring = undefined;
+      this.schedule();
     }
-    this.schedule();
+  }
+
+  async #expirePass(): Promise<number> {
+    let revoked = 0;
+    for (const id of this.lessor.expired(EXPIRY_BATCH_LEASES)) {
+      if (this.host.closed()) break;
+      if (!this.lessor.get(id)) continue;
+      await this.revoke(id);
+      revoked++;
+    }
     return revoked;
   }
 
