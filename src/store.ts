@@ -1024,7 +1024,10 @@ export class Store {
   }
 
   /** Counts `pending` (of `bytes` bytes) as a write in flight until it settles. */
-  async #inFlight(bytes: number, pending: Promise<void> | undefined) {
+  async #inFlight(
+    bytes: number,
+    pending: Promise<void> | undefined,
+  ): Promise<void> {
     if (pending === undefined) return;
     this.#writesInFlight++;
     this.#writeBytesInFlight += bytes + WRITE_OVERHEAD_BYTES;
