@@ -23,10 +23,4 @@ export {
   reserve,
 } from "./btree";
 export { outOfMemory } from "./alloc";
-export {
-  walCrc32c,
-  walReserve,
-  walSeal,
-  walVerifiedCrc,
-  walVerify,
-} from "./wal";
+export { walCrc32c, walReserve, walSeal } from "./wal";

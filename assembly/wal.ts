@@ -1,4 +1,4 @@
-// The WAL codec's wasm half: sealing a batch of frames and verifying them.
+// The WAL codec's wasm half: sealing a batch of frames.
 //
 // Frame layout (little-endian; the full description with every record's
 // payload is in src/storage/wal_codec.ts):
@@ -16,7 +16,8 @@
 // address to src/wasm/wal.ts, which writes each frame's length, type and
 // payload there (the keys and values come from JS), then calls `walSeal` once
 // for the whole batch: one boundary crossing per batch, whatever its size.
-// `walVerify` checks a run of frames in one call (recovery).
+// Recovery verifies frames in TypeScript (src/storage/wal_codec.ts), where
+// the bytes read from disk already are.
 
 import { alloc, free } from "./alloc";
 import { crc32c } from "./crc32c";
@@ -26,8 +27,6 @@ const TYPE_SEGMENT: u8 = 1;
 
 let region: usize = 0;
 let regionBytes: usize = 0;
-/** crc of the last frame `walVerify` accepted. */
-let verifiedCrc: u32 = 0;
 
 /** A region of at least `bytes` bytes for a batch (reused; may grow memory). */
 export function walReserve(bytes: u32): usize {
@@ -65,37 +64,6 @@ export function walSeal(ptr: usize, len: usize, prevCrc: u32): u32 {
     p += frame;
   }
   return crc;
-}
-
-/**
- * Verifies frames from `ptr` on, chained from `prevCrc`, up to `len` bytes:
- * returns the offset of the first frame that is not valid (or `len`), and
- * leaves the last valid frame's crc for `walVerifiedCrc`.
- */
-export function walVerify(ptr: usize, len: usize, prevCrc: u32): u32 {
-  let crc = prevCrc;
-  let p = ptr;
-  const end = ptr + len;
-  while (p + HEADER <= end) {
-    const length = <usize> load<u32>(p);
-    const type = load<u8>(p + 4);
-    if (type == 0) break;
-    if (load<u8>(p + 5) != 0 || load<u16>(p + 6) != 0) break;
-    if (length > end - p - HEADER) break;
-    let c = type == TYPE_SEGMENT ? 0 : crc;
-    c = crc32c(p, 8, c);
-    c = crc32c(p + HEADER, length, c);
-    if (c != load<u32>(p + 8)) break;
-    crc = c;
-    p += (HEADER + length + 7) & ~(<usize> 7);
-  }
-  verifiedCrc = crc;
-  return <u32> (p - ptr);
-}
-
-/** The crc of the last frame the latest `walVerify` accepted. */
-export function walVerifiedCrc(): u32 {
-  return verifiedCrc;
 }
 
 /** CRC32C of `len` bytes at `ptr` from `crc` (for the benchmark and tests). */

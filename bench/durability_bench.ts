@@ -25,7 +25,8 @@ import { open } from "../mod.ts";
 import { crc32c } from "../src/storage/crc32c.ts";
 import { denoFs, type StorageFs } from "../src/storage/fs.ts";
 import { TsWalEncoder, type WalRecord } from "../src/storage/wal_codec.ts";
-import { WasmCrc32c, WasmWalEncoder } from "../src/wasm/wal.ts";
+import { WasmCrc32c } from "../src/wasm/wal.ts";
+import { WasmWalEncoder } from "../src/storage/wasm_wal_encoder.ts";
 
 const QUICK = Deno.args.includes("--quick");
 /** Length of each throughput measurement. */

@@ -89,6 +89,28 @@ const REQUEST_OVERHEAD_BYTES = 32;
 const COMPACTION_HELD_RETRY_MS = 5;
 /** Default number of keys per page of `scan`. */
 export const DEFAULT_SCAN_PAGE_KEYS = 256;
+/**
+ * Most writes (puts, deletes, txns, compactions, lease grants, renewals and
+ * revocations) admitted but not yet durable. Past it a write fails at once
+ * with `etcdserver: too many requests` and changes nothing, instead of
+ * queueing: every waiting write holds its caller's promise, its changes and
+ * its WAL record, so under a writer that outpaces the disk an unbounded
+ * queue grows until the process dies. 5,000 is etcd's own limit on how far
+ * its apply may lag its commit before it refuses requests
+ * (`maxGapBetweenApplyAndCommitIndex`); it is also far more than one group
+ * commit batch gathers (~64 with 64 writers), so it never costs throughput.
+ */
+export const MAX_WRITES_IN_FLIGHT = 5_000;
+/**
+ * Most bytes (keys and values, plus `WRITE_OVERHEAD_BYTES` each) of the
+ * writes admitted but not yet durable; past it writes fail with
+ * `etcdserver: too many requests`. 64 MiB is four full WAL batches
+ * (`BATCH_BYTES_MAX`, 16 MiB): enough that the disk always has the next
+ * batch ready, while a burst of large values cannot pile up gigabytes.
+ */
+export const MAX_WRITE_BYTES_IN_FLIGHT = 64 * 1024 * 1024;
+/** Bytes counted per write on top of its keys and values (record framing, bookkeeping). */
+const WRITE_OVERHEAD_BYTES = 64;
 
 /**
  * Where committed writes go to become durable. The in-memory store has none;
@@ -144,6 +166,10 @@ export interface OpenOptions extends DataDirOptions {
   watchLimits?: WatchLimits;
   /** Wall clock for lease deadlines, in ms (default `Date.now`; tests inject one). */
   clock?: Clock;
+  /** Most writes admitted but not yet durable (default `MAX_WRITES_IN_FLIGHT`). */
+  maxWritesInFlight?: number;
+  /** Most bytes of writes admitted but not yet durable (default `MAX_WRITE_BYTES_IN_FLIGHT`). */
+  maxWriteBytesInFlight?: number;
 }
 
 /** Options of `compact`. */
@@ -203,6 +229,11 @@ export class Store {
     reject: (error: unknown) => void;
   }[] = [];
   readonly #watchHub: WatchHub;
+  /** Writes admitted and not yet durable, and their bytes (see `#admit`). */
+  #writesInFlight = 0;
+  #writeBytesInFlight = 0;
+  readonly #maxWritesInFlight: number;
+  readonly #maxWriteBytesInFlight: number;
   #closed = false;
   #compactTimer: ReturnType<typeof setTimeout> | undefined;
   #compactWaiters: (() => void)[] = [];
@@ -213,6 +244,10 @@ export class Store {
       DEFAULT_MAX_REQUEST_BYTES;
     this.#quotaBackendBytes = options.quotaBackendBytes ??
       DEFAULT_QUOTA_BACKEND_BYTES;
+    this.#maxWritesInFlight = options.maxWritesInFlight ??
+      MAX_WRITES_IN_FLIGHT;
+    this.#maxWriteBytesInFlight = options.maxWriteBytesInFlight ??
+      MAX_WRITE_BYTES_IN_FLIGHT;
     this.#mvcc = durable?.mvcc ?? new MvccStore();
     this.#journal = durable?.journal;
     this.#recovery = durable?.report;
@@ -226,19 +261,22 @@ export class Store {
     );
     this.#txnHost = this.#makeTxnHost(options.maxTxnOps ?? DEFAULT_MAX_TXN_OPS);
     this.#leases = new LeaseService(new Lessor(options.clock), {
+      // Admitted by the lease call that leads here (or internal: expiry),
+      // so never refused halfway through a revocation.
       deleteKeys: (keys) =>
         this.#write((txn) => {
           for (const key of keys) {
             txn.deleteRange({ start: key, end: undefined });
           }
           return (revision) => this.header(revision);
-        }),
+        }, false),
       header: () => this.header(),
+      admit: () => this.#admit(),
       logGrant: (id, ttl, deadline) =>
-        this.#journal?.leaseGrant?.(id, ttl, deadline) ?? Promise.resolve(),
+        this.#inFlight(0, this.#journal?.leaseGrant?.(id, ttl, deadline)),
       logRenew: (id, deadline) =>
-        this.#journal?.leaseRenew?.(id, deadline) ?? Promise.resolve(),
-      logRevoke: (id) => this.#journal?.leaseRevoke?.(id) ?? Promise.resolve(),
+        this.#inFlight(0, this.#journal?.leaseRenew?.(id, deadline)),
+      logRevoke: (id) => this.#inFlight(0, this.#journal?.leaseRevoke?.(id)),
       closed: () => this.#closed,
     });
     if (durable && durable.leases.size > 0) this.#restoreLeases(durable.leases);
@@ -484,13 +522,14 @@ export class Store {
   ): Promise<CompactResponse> {
     try {
       this.#assertOpen();
+      this.#admit();
       this.#mvcc.compact(revision);
     } catch (error) {
       return Promise.reject(error);
     }
     // The record joins the WAL batch in order after the writes it follows;
     // the response waits for it to be durable, like any write.
-    const logged = this.#journal?.compact(revision) ?? Promise.resolve();
+    const logged = this.#inFlight(0, this.#journal?.compact(revision));
     // Register for the end of the reclaiming before it can possibly end:
     // the steps run on timers while the WAL record is being synced.
     const reclaimed = options.physical
@@ -523,6 +562,8 @@ export class Store {
     sizeBytes: number;
     wasmLiveBytes: number;
     wasmMemoryBytes: number;
+    writesInFlight: number;
+    writeBytesInFlight: number;
   } {
     const memory = this.#mvcc.treeMemory();
     return {
@@ -530,6 +571,8 @@ export class Store {
       sizeBytes: this.#mvcc.sizeBytes,
       wasmLiveBytes: memory.liveBytes,
       wasmMemoryBytes: memory.memoryBytes,
+      writesInFlight: this.#writesInFlight,
+      writeBytesInFlight: this.#writeBytesInFlight,
     };
   }
 
@@ -884,7 +927,7 @@ export class Store {
    * the lease IDs the live keys carry). Deadlines are wall-clock, so a lease
    * whose deadline passed while the store was closed expires at once, and
    * the others expire on time — unlike etcd 3.4, which restarts every
-   * lease's full TTL.
+   * lease's full TTL. `open()` revokes the expired ones before it resolves.
    */
   #restoreLeases(
     leases: ReadonlyMap<bigint, { ttlSeconds: number; deadlineMs: number }>,
@@ -911,12 +954,15 @@ export class Store {
   /**
    * Runs `apply` as one write transaction: it takes one revision if it
    * changed anything, and its response is built once the revision is
-   * committed.
+   * committed. A `refusable` write is refused when writes in flight are at
+   * their bound (internal ones — a lease's revocation — never are).
    */
   async #write<T>(
     apply: (txn: WriteTxn) => (revision: number) => T,
+    refusable = true,
   ): Promise<T> {
     this.#assertOpen();
+    if (refusable) this.#admit();
     const txn = this.#mvcc.beginWrite();
     let respond: (revision: number) => T;
     try {
@@ -931,7 +977,9 @@ export class Store {
       // Nothing written, but what was read (a read-only txn's ranges and
       // compares) is the applied state: answer once that is durable, as
       // every read sees only committed revisions.
-      await this.#whenCommitted(revision);
+      if (revision > this.#committedRevision) {
+        await this.#inFlight(0, this.#whenCommitted(revision));
+      }
       return respond(this.#committedRevision);
     }
     // Lease attachments follow the applied state at once, so that a
@@ -942,14 +990,53 @@ export class Store {
     const journal = this.#journal;
     if (journal !== undefined) {
       if (this.#failure) throw this.#failure;
+      const bytes = changeBytes(changes);
+      this.#writesInFlight++;
+      this.#writeBytesInFlight += bytes;
       try {
         await journal.write(revision, changes);
       } catch (error) {
         this.#stop(error);
+      } finally {
+        this.#writesInFlight--;
+        this.#writeBytesInFlight -= bytes;
       }
     }
     this.#markCommitted(revision, changes);
     return respond(revision);
+  }
+
+  /**
+   * Push-back, as etcd's `etcdserver: too many requests`: refuses a write
+   * before it changes anything while the writes admitted and not yet
+   * durable are at `maxWritesInFlight` or `maxWriteBytesInFlight`. This
+   * bounds the journal's pending records and `#pendingCommits` too: every
+   * record the journal queues comes from an admitted write, and a pending
+   * commit waits only for earlier writes still in flight.
+   */
+  #admit(): void {
+    if (
+      this.#writesInFlight >= this.#maxWritesInFlight ||
+      this.#writeBytesInFlight >= this.#maxWriteBytesInFlight
+    ) {
+      throw errors.tooManyRequests();
+    }
+  }
+
+  /** Counts `pending` (of `bytes` bytes) as a write in flight until it settles. */
+  async #inFlight(
+    bytes: number,
+    pending: Promise<void> | undefined,
+  ): Promise<void> {
+    if (pending === undefined) return;
+    this.#writesInFlight++;
+    this.#writeBytesInFlight += bytes + WRITE_OVERHEAD_BYTES;
+    try {
+      await pending;
+    } finally {
+      this.#writesInFlight--;
+      this.#writeBytesInFlight -= bytes + WRITE_OVERHEAD_BYTES;
+    }
   }
 
   /**
@@ -1093,7 +1180,28 @@ export async function open(
 ): Promise<Store> {
   if (path === undefined) return new Store(options);
   const durable = await openDataDir(path, options);
-  return new Store(options, durable);
+  const store = new Store(options, durable);
+  if (durable.leases.size > 0) {
+    // Leases whose deadline passed while the store was closed are revoked
+    // (each in one revision, durable) before anyone can read: etcd never
+    // shows a key past its lease's deadline once its lessor has run.
+    try {
+      while ((await store.expireLeases()) > 0) { /* next pass */ }
+    } catch (error) {
+      await store.close().catch(() => {});
+      throw error;
+    }
+  }
+  return store;
+}
+
+/** Bytes a write's changes hold while in flight (keys, values, overhead). */
+function changeBytes(changes: readonly Change[]): number {
+  let bytes = WRITE_OVERHEAD_BYTES;
+  for (const { key, entry } of changes) {
+    bytes += key.length + (entry.value?.length ?? 0);
+  }
+  return bytes;
 }
 
 /** The smallest key greater than `key` in byte order: `key` + 0x00. */

@@ -31,6 +31,7 @@ import {
   type Store,
 } from "../mod.ts";
 import { etcdIgnore, type EtcdOracle, startEtcd } from "./etcd_oracle.ts";
+import { prng, readSeed } from "./_prng.ts";
 
 /** The whole file must finish inside a minute, etcd starts included. */
 const FILE_MS_MAX = 55_000;
@@ -1091,30 +1092,6 @@ Deno.test({
 // ---------------------------------------------------------------------------
 // Random operations from a seeded PRNG.
 
-/** mulberry32: small, fast, good enough to pick operations. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function seedFromEnv(): number {
-  const text = Deno.env.get("REVKV_SEED");
-  if (text !== undefined && text !== "") {
-    const seed = Number(text);
-    if (!Number.isInteger(seed)) {
-      throw new TypeError(`REVKV_SEED must be an integer, got "${text}"`);
-    }
-    return seed >>> 0;
-  }
-  return crypto.getRandomValues(new Uint32Array(1))[0]!;
-}
-
 /** Keys with shared prefixes, byte-wise traps and binary bytes. */
 const RANDOM_KEYS: Uint8Array[] = [
   b("a"),
@@ -1147,7 +1124,7 @@ Deno.test({
   name: "the store matches etcd on seeded random operations",
   ignore: etcdIgnore("mvcc differential tests"),
   async fn() {
-    const seed = seedFromEnv();
+    const seed = readSeed();
     console.log(
       `mvcc differential: seed=${seed} (replay with REVKV_SEED=${seed})`,
     );

@@ -54,6 +54,7 @@ import {
   type SortTarget,
   type Store,
 } from "../mod.ts";
+import { Random, readSeed } from "./_prng.ts";
 
 /** Operations of the small-key-space test (about a second on a 2-core VM). */
 const SMALL_OPS = 8_000;
@@ -87,75 +88,8 @@ const LEASE_EXISTS = "etcdserver: lease already exists";
 const LEASE_TTL_SECONDS = 60;
 
 /** The seed of this run: `REVKV_SEED` when given, else a random one. */
-const SEED = baseSeed();
+const SEED = readSeed();
 const REPLAY = `REVKV_SEED=${SEED} deno test -A tests/mvcc_model_test.ts`;
-
-function baseSeed(): number {
-  const permission = Deno.permissions.querySync({
-    name: "env",
-    variable: "REVKV_SEED",
-  });
-  const text = permission.state === "granted"
-    ? Deno.env.get("REVKV_SEED")
-    : undefined;
-  if (text === undefined || text.trim() === "") {
-    return crypto.getRandomValues(new Uint32Array(1))[0]!;
-  }
-  const seed = Number(text);
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff) {
-    throw new RangeError(
-      `REVKV_SEED must be an integer in [0, 2^32): got "${text}"`,
-    );
-  }
-  return seed;
-}
-
-// --- a seeded PRNG ---------------------------------------------------------
-
-/** mulberry32: a tiny 32-bit generator, well mixed enough to pick test ops. */
-class Random {
-  #state: number;
-
-  constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
-
-  /** A uniform 32-bit unsigned integer. */
-  next(): number {
-    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
-    let t = this.#state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  }
-
-  /** A uniform integer in [0, n). */
-  int(n: number): number {
-    return Math.floor((this.next() / 0x1_0000_0000) * n);
-  }
-
-  /** A uniform integer in [low, high]. */
-  between(low: number, high: number): number {
-    return low + this.int(high - low + 1);
-  }
-
-  /** True with probability `p`. */
-  chance(p: number): boolean {
-    return this.next() / 0x1_0000_0000 < p;
-  }
-
-  pick<T>(items: readonly T[]): T {
-    assert.ok(items.length > 0, "pick from an empty list");
-    return items[this.int(items.length)]!;
-  }
-
-  shuffle<T>(items: T[]): void {
-    for (let i = items.length - 1; i > 0; i--) {
-      const j = this.int(i + 1);
-      [items[i], items[j]] = [items[j]!, items[i]!];
-    }
-  }
-}
 
 // --- bytes as latin1 strings ------------------------------------------------
 

@@ -127,22 +127,4 @@ export async function lastSegmentPath(dir: string): Promise<string> {
   return `${dir}/wal/${segments[segments.length - 1]!.name}`;
 }
 
-/** A seed from `REVKV_SEED` or a random one, printed so a failure can be replayed. */
-export function seedFromEnv(name: string): number {
-  const fromEnv = Deno.env.get("REVKV_SEED");
-  const seed = fromEnv ? Number(fromEnv) : Math.floor(Math.random() * 2 ** 31);
-  console.log(`${name}: seed ${seed} (replay with REVKV_SEED=${seed})`);
-  return seed;
-}
-
-/** A small deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng, seedFromEnv } from "./_prng.ts";

@@ -17,6 +17,7 @@ import {
   type TxnResponse,
 } from "../mod.ts";
 import { etcdIgnore, startEtcd } from "./etcd_oracle.ts";
+import { prng, seedFromEnv } from "./_prng.ts";
 
 const enc = new TextEncoder();
 const b64 = (v: string | Uint8Array) =>
@@ -231,17 +232,6 @@ async function runStore(db: Store, t: TxnRequest): Promise<Json> {
   }
 }
 
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const KEYS = ["a", "b", "b1", "c", "d"];
 
 function randomTxn(
@@ -317,12 +307,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const seed = Number(
-      Deno.env.get("REVKV_SEED") ?? Math.floor(Math.random() * 2 ** 31),
-    );
-    console.log(
-      `txn differential seed: ${seed} (replay with REVKV_SEED=${seed})`,
-    );
+    const seed = seedFromEnv("txn differential");
     const rand = prng(seed);
     const etcd = await startEtcd();
     await using db = await open();

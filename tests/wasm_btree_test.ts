@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { BTreeIndex } from "../src/wasm/btree.ts";
+import { prng, seedFromEnv } from "./_prng.ts";
 
 const enc = new TextEncoder();
 const k = (s: string) => enc.encode(s);
@@ -16,18 +17,6 @@ function fromLatin1(s: string): Uint8Array {
   const out = new Uint8Array(s.length);
   for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
   return out;
-}
-
-/** mulberry32: small seeded PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 Deno.test("BTreeIndex starts empty and answers misses", () => {
@@ -328,13 +317,8 @@ class Model {
 }
 
 Deno.test("BTreeIndex agrees with a sorted model over random operations", () => {
-  const seed = Number(
-    Deno.env.get("REVKV_SEED") ?? Math.floor(Math.random() * 2 ** 32),
-  );
-  console.log(
-    `wasm btree random test seed: ${seed} (rerun with REVKV_SEED=${seed})`,
-  );
-  const rand = rng(seed);
+  const seed = seedFromEnv("wasm btree random test");
+  const rand = prng(seed);
   const nextKey = keyGen(rand);
   const t = new BTreeIndex();
   const m = new Model();

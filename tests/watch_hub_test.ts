@@ -3,7 +3,7 @@
  * `MvccStore.beginWrite()` and are handed to `hub.publish` as the store does
  * after a commit.
  *
- * Randomized tests print their seed; set WATCH_SEED to replay one.
+ * Randomized tests print their seed; set REVKV_SEED to replay one.
  */
 
 import assert from "node:assert/strict";
@@ -20,6 +20,7 @@ import {
 } from "../src/watch/watch_hub.ts";
 import { IntervalTree } from "../src/watch/interval_tree.ts";
 import { readHistory } from "../src/watch/history.ts";
+import { prng, seedFromEnv } from "./_prng.ts";
 
 const encoder = new TextEncoder();
 const enc = (text: string) => encoder.encode(text);
@@ -567,28 +568,8 @@ Deno.test("publish rejects a revision that does not follow the last one", () => 
 
 // --- building blocks ---------------------------------------------------------
 
-function rng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function seedFromEnv(name: string): number {
-  const given = Deno.env.get("WATCH_SEED");
-  const seed = given !== undefined
-    ? Number(given)
-    : Math.floor(Math.random() * 2 ** 31);
-  console.log(`${name}: seed ${seed} (replay with WATCH_SEED=${seed})`);
-  return seed;
-}
-
 Deno.test("the interval tree finds exactly the intervals that contain a key", () => {
-  const random = rng(seedFromEnv("interval tree"));
+  const random = prng(seedFromEnv("interval tree"));
   const word = () => {
     let text = "";
     const length = 1 + Math.floor(random() * 3);
@@ -670,7 +651,7 @@ interface ModelEvent {
 }
 
 Deno.test("randomized: every watch sees exactly the model's events, in order, whatever its pace", async () => {
-  const random = rng(seedFromEnv("watch model"));
+  const random = prng(seedFromEnv("watch model"));
   const h = new Harness({
     queueResponsesMax: 3,
     queueEventsMax: 6,

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { errors } from "../mvcc/errors.ts";
+import { errors, EtcdError } from "../mvcc/errors.ts";
 import type { ResponseHeader } from "../mvcc/kv.ts";
 import type { Change } from "../mvcc/kv_store.ts";
 import { compareBytes } from "../mvcc/kv_store.ts";
@@ -68,6 +68,11 @@ export interface LeaseHost {
   deleteKeys(keys: Uint8Array[]): Promise<ResponseHeader>;
   /** A header at the committed revision. */
   header(): ResponseHeader;
+  /**
+   * Throws EtcdError `etcdserver: too many requests` while the store's
+   * writes in flight are at their bound (before a request changes anything).
+   */
+  admit(): void;
   /** Makes a grant durable (resolves when synced). */
   logGrant(id: bigint, ttlSeconds: number, deadlineMs: number): Promise<void>;
   /** Makes a renewal durable. */
@@ -85,12 +90,19 @@ export interface LeaseHost {
 export const EXPIRY_BATCH_LEASES = 256;
 /** Longest sleep of the expiry timer (it re-checks the heap then). */
 const EXPIRY_MAX_SLEEP_MS = 60_000;
+/**
+ * Wait of `keepAliveStream` before it retries a renewal the store refused
+ * as `too many requests`: short against the 2 s minimum TTL, so a burst of
+ * writes does not let a kept-alive lease lapse.
+ */
+const KEEPALIVE_RETRY_MS = 100;
 
 /** The Lease service over a lessor and a store. */
 export class LeaseService {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAtMs = Infinity;
-  #expiring = false;
+  /** The running expiry pass, if any (passes never overlap). */
+  #expiring: Promise<unknown> | undefined;
 
   /**
    * @param lessor the leases.
@@ -100,6 +112,7 @@ export class LeaseService {
 
   /** Grants a lease of `ttlSeconds` (raised to 2 s), with a random or given ID. */
   async grant(ttlSeconds: number, id?: bigint): Promise<LeaseGrantResponse> {
+    this.host.admit();
     const granted = this.lessor.prepareGrant(ttlSeconds, id);
     const deadlineMs = this.lessor.clock() + granted.ttlSeconds * 1000;
     this.lessor.add(granted.id, granted.ttlSeconds, deadlineMs);
@@ -116,7 +129,18 @@ export class LeaseService {
    * Revokes a lease: every attached key is deleted in one revision.
    * @throws EtcdError `etcdserver: requested lease not found`.
    */
-  async revoke(id: bigint): Promise<LeaseRevokeResponse> {
+  revoke(id: bigint): Promise<LeaseRevokeResponse> {
+    if (!this.lessor.get(id)) return Promise.reject(errors.leaseNotFound());
+    try {
+      this.host.admit();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#revoke(id);
+  }
+
+  /** Revokes an existing lease, admitted already (or by expiry: never refused). */
+  async #revoke(id: bigint): Promise<LeaseRevokeResponse> {
     const lease = this.lessor.get(id);
     if (!lease) throw errors.leaseNotFound();
     const keys = [...lease.keys].sort(compareBytes);
@@ -139,6 +163,7 @@ export class LeaseService {
     if (!lease || this.lessor.remainingMs(lease) <= 0) {
       throw errors.leaseNotFound();
     }
+    this.host.admit();
     const deadlineMs = this.lessor.clock() + lease.ttlSeconds * 1000;
     this.lessor.renew(id, deadlineMs);
     this.schedule();
@@ -155,7 +180,16 @@ export class LeaseService {
     signal?: AbortSignal,
   ): AsyncGenerator<LeaseKeepAliveResponse> {
     while (!signal?.aborted && !this.host.closed()) {
-      const response = await this.keepAlive(id);
+      let response: LeaseKeepAliveResponse;
+      try {
+        response = await this.keepAlive(id);
+      } catch (error) {
+        // Push-back from a busy store: retry soon rather than end the
+        // stream (the lease's deadline is unchanged meanwhile).
+        if (!isTooManyRequests(error)) throw error;
+        if (await sleep(KEEPALIVE_RETRY_MS, signal)) return;
+        continue;
+      }
       yield response;
       const waitMs = Math.max(500, (response.ttl * 1000) / 3);
       const aborted = await sleep(waitMs, signal);
@@ -226,23 +260,30 @@ export class LeaseService {
 
   /**
    * Revokes every expired lease now (bounded per call), and returns how
-   * many it revoked. The timer calls it; tests with a manual clock too.
+   * many it revoked. The timer calls it; tests with a manual clock too. A
+   * call while another pass runs waits for it, then makes its own pass, so
+   * a result of 0 means no lease was past its deadline when it looked.
    */
   async expireNow(): Promise<number> {
-    if (this.#expiring) return 0;
-    this.#expiring = true;
-    let revoked = 0;
+    while (this.#expiring) await this.#expiring.catch(() => {});
+    const pass = this.#expirePass();
+    this.#expiring = pass;
     try {
-      for (const id of this.lessor.expired(EXPIRY_BATCH_LEASES)) {
-        if (this.host.closed()) break;
-        if (!this.lessor.get(id)) continue;
-        await this.revoke(id);
-        revoked++;
-      }
+      return await pass;
     } finally {
-      this.#expiring = false;
+      this.#expiring = undefined;
+      this.schedule();
     }
-    this.schedule();
+  }
+
+  async #expirePass(): Promise<number> {
+    let revoked = 0;
+    for (const id of this.lessor.expired(EXPIRY_BATCH_LEASES)) {
+      if (this.host.closed()) break;
+      if (!this.lessor.get(id)) continue;
+      await this.#revoke(id);
+      revoked++;
+    }
     return revoked;
   }
 
@@ -280,6 +321,11 @@ export class LeaseService {
     this.#timer = undefined;
     this.#timerAtMs = Infinity;
   }
+}
+
+function isTooManyRequests(error: unknown): boolean {
+  return error instanceof EtcdError &&
+    error.message === errors.tooManyRequests().message;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {

@@ -51,4 +51,6 @@ export const errors = {
   invalidSortOption: () => new EtcdError("etcdserver: invalid sort option", 3),
   keyNotFound: () => new EtcdError("etcdserver: key not found", 3),
   storeClosed: () => new EtcdError("revkv: store is closed", 9),
+  /** Writes in flight are at their bound (RESOURCE_EXHAUSTED, as etcd). */
+  tooManyRequests: () => new EtcdError("etcdserver: too many requests", 8),
 } as const;

@@ -54,7 +54,7 @@ import {
   type TornTail,
   WalWriter,
 } from "./wal.ts";
-import { WasmWalEncoder } from "../wasm/wal.ts";
+import { WasmWalEncoder } from "./wasm_wal_encoder.ts";
 import { isSkippable, type WalEncoder, type WalRecord } from "./wal_codec.ts";
 import {
   DEFAULT_SNAPSHOT_COUNT,

@@ -182,7 +182,7 @@ export function frameBytes(record: WalRecord): number {
   return align8(FRAME_HEADER_BYTES + payloadBytes(record));
 }
 
-/** The TypeScript encoder (the wasm one in `src/wasm/wal.ts` matches it byte for byte). */
+/** The TypeScript encoder (the wasm one, `wasm_wal_encoder.ts`, matches it byte for byte). */
 export class TsWalEncoder implements WalEncoder {
   #buffer = new Uint8Array(64 * 1024);
   #view = new DataView(this.#buffer.buffer);

@@ -1,37 +1,42 @@
 /**
- * The wasm half of the WAL codec behind the storage's `WalEncoder`
- * interface, and CRC32C in wasm: the only code that handles the codec's
- * pointers into wasm memory.
+ * The wasm half of the WAL codec, and CRC32C in wasm: the only code that
+ * handles the codec's pointers into wasm memory. It knows frames only as
+ * the wasm module does (length, type, chained crc; see assembly/wal.ts);
+ * what a record's payload holds is the storage's (`src/storage/wal_codec.ts`),
+ * which passes its body writer in, so this folder imports nothing above it.
  *
- * Encoding a batch: `walReserve(total)` returns the batch region's address
- * (this may grow memory, so the views are re-derived after it); the frames'
- * lengths, types and payloads are written there from JS (keys and values
- * live in JS); then one `walSeal` call zeroes the padding and computes every
- * chained crc of the batch. The encoded bytes are a view of wasm memory,
- * valid until the next call on this encoder.
+ * Sealing a batch: `walReserve(total)` returns the batch region's address
+ * (this may grow memory, so the views are re-derived after it); the caller's
+ * `writeBodies` writes the frames' lengths, types and payloads there (keys
+ * and values live in JS); then one `walSeal` call zeroes the padding and
+ * computes every chained crc of the batch. The sealed bytes are a view of
+ * wasm memory, valid until the next call on this sealer.
  *
- * Each encoder has its own wasm instance (own memory), so the B+tree's
+ * Each sealer has its own wasm instance (own memory), so the B+tree's
  * memory growth never detaches these views, and vice versa.
  *
  * @module
  */
 
 import { instantiateRevkv, type RevkvExports } from "./instance.ts";
-import {
-  frameBytes,
-  type WalEncoder,
-  type WalRecord,
-  writeFrameBodies,
-} from "../storage/wal_codec.ts";
 
 /** The WAL exports of the module (see assembly/wal.ts). */
 interface WalExports {
   walReserve(bytes: number): number;
   walSeal(ptr: number, len: number, prevCrc: number): number;
-  walVerify(ptr: number, len: number, prevCrc: number): number;
-  walVerifiedCrc(): number;
   walCrc32c(ptr: number, len: number, crc: number): number;
 }
+
+/**
+ * Writes a batch's frames without their crcs into `bytes` (through `view`,
+ * over the same memory) from `offset` on: each frame's 4-byte little-endian
+ * payload length, its type byte, and its payload, at 8-byte aligned offsets.
+ */
+export type FrameBodyWriter = (
+  bytes: Uint8Array,
+  view: DataView,
+  offset: number,
+) => void;
 
 /** Views of an instance's memory, re-derived whenever it grew. */
 class MemoryViews {
@@ -58,8 +63,8 @@ function instantiate(): { wasm: RevkvExports & WalExports; mem: MemoryViews } {
   return { wasm, mem: new MemoryViews(wasm.memory) };
 }
 
-/** The WAL encoder with framing and CRC32C in wasm. */
-export class WasmWalEncoder implements WalEncoder {
+/** Seals batches of WAL frames (padding and chained CRC32C) in wasm. */
+export class WasmFrameSealer {
   readonly #wasm: RevkvExports & WalExports;
   readonly #mem: MemoryViews;
 
@@ -69,17 +74,25 @@ export class WasmWalEncoder implements WalEncoder {
     this.#mem = mem;
   }
 
-  encode(
-    records: readonly WalRecord[],
+  /**
+   * Seals a batch of `totalBytes` (a multiple of 8) whose frames
+   * `writeBodies` writes, the first frame's crc chained from `prevCrc`.
+   * Returns the sealed bytes (valid until the next call) and the crc of the
+   * last frame.
+   */
+  seal(
+    totalBytes: number,
     prevCrc: number,
+    writeBodies: FrameBodyWriter,
   ): { bytes: Uint8Array; crc: number } {
-    let total = 0;
-    for (const record of records) total += frameBytes(record);
-    const ptr = this.#wasm.walReserve(total);
+    const ptr = this.#wasm.walReserve(totalBytes);
     const { bytes, view } = this.#mem.refresh(); // walReserve may have grown memory
-    writeFrameBodies(records, bytes, view, ptr, total);
-    const crc = this.#wasm.walSeal(ptr, total, prevCrc >>> 0) >>> 0;
-    return { bytes: this.#mem.refresh().bytes.subarray(ptr, ptr + total), crc };
+    writeBodies(bytes, view, ptr);
+    const crc = this.#wasm.walSeal(ptr, totalBytes, prevCrc >>> 0) >>> 0;
+    return {
+      bytes: this.#mem.refresh().bytes.subarray(ptr, ptr + totalBytes),
+      crc,
+    };
   }
 }
 
