@@ -165,19 +165,21 @@ export async function openDataDir(
   await fs.mkdir(`${dir}/snap`);
   const lock = await acquireLock(fs, dir);
   try {
+    await removeLeftovers(fs, dir);
     const progress = startProgress(`revkv: opening ${dir}`, o.progress);
     const previous = await readMeta(fs, `${dir}/meta.json`);
     const meta: Meta = previous
       ? { ...previous, term: previous.term + 1 }
       : { clusterId: randomId(), memberId: randomId(), term: FIRST_TERM };
-    await writeMeta(fs, dir, meta, o.sync);
 
+    // Recovery first: an open it refuses changes nothing on disk.
     const recovered = await recover(
       fs,
       dir,
       (message) => progress.update(message),
       o.replayWorker,
     );
+    await writeMeta(fs, dir, meta, o.sync);
     // The clean-close marker describes the log as it was read just now;
     // it must be gone (durably) before anything is appended, or a later
     // open could trust it for a log that has grown.
@@ -237,6 +239,20 @@ export async function openDataDir(
   } catch (error) {
     await lock.release();
     throw error;
+  }
+}
+
+/**
+ * Removes the temporary files a crash or a full disk left behind: every
+ * `*.tmp` of the data dir, `wal/` (`next.tmp`, `CLEAN.tmp`) and `snap/`
+ * (a snapshot being written). Only called with the lock held, so no other
+ * store is writing them; none of them is ever read by recovery.
+ */
+async function removeLeftovers(fs: StorageFs, dir: string): Promise<void> {
+  for (const sub of [dir, `${dir}/wal`, `${dir}/snap`]) {
+    for (const name of await fs.readDir(sub)) {
+      if (name.endsWith(".tmp")) await fs.remove(`${sub}/${name}`);
+    }
   }
 }
 
@@ -380,6 +396,7 @@ async function recoverWith(
       apply,
       {
         cleanEnd,
+        snapshotRevision: revision,
         replayWorker,
         workerSlot: workers,
         // Write records go straight from the read buffers into the engine.
@@ -421,6 +438,8 @@ async function recoverWith(
 export interface RepairReport {
   /** The segment cut, and where; undefined when nothing was wrong. */
   truncated: { file: string; offset: number } | undefined;
+  /** The file holding the bytes the cut dropped, if any. */
+  keptAside: string | undefined;
   /** Later segments removed. */
   removedSegments: string[];
   /** A torn tail truncated on the way. */
@@ -445,11 +464,15 @@ export async function repairDataDir(
     const read = await readWal(fs, walDir, segments, () => {}, {
       repair: true,
     });
+    // The log changed: a clean-close marker no longer describes it.
+    await fs.remove(`${walDir}/${CLEAN_END_FILE}`);
+    await fs.syncDir(walDir);
     return {
       truncated: read.repaired && {
         file: read.repaired.file,
         offset: read.repaired.offset,
       },
+      keptAside: read.repaired?.keptAside,
       removedSegments: read.repaired?.removed ?? [],
       tornTail: read.torn,
     };

@@ -9,20 +9,19 @@
  * segment size so that appending never changes the file's size and
  * fdatasync has no metadata to flush.
  *
- * Reading decides between a torn tail and corruption. A frame that fails
- * (bad crc, impossible header, runs past the end) at offset o:
- * - in any segment but the last: corruption → `WalCorruptionError`;
- * - in the last segment, when valid frames follow it: corruption as well (a
- *   follower is found by the next frame chained from o's stored crc, or by a
- *   scan for two consecutive frames that chain, 8 bytes at a time);
- * - else it is the tail of a write that never finished: truncated (zeroed
- *   from o on) and reported. Nothing after it was acknowledged, because
- *   writes are acknowledged only after the fdatasync of their whole batch.
+ * Reading streams each segment's frames while they are valid; where a
+ * segment stops, `wal_tail.ts` decides from the evidence whether that is the
+ * end of the log, a torn write that may be cut (its bytes kept aside first),
+ * or corruption, refused with `WalCorruptionError` naming file, offset and
+ * what was found. That module's header states the rule and why a torn write
+ * cannot look otherwise. `repair` (the deliberate way through) cuts at a
+ * corruption instead of refusing.
  *
  * @module
  */
 
 import type { StorageFile, StorageFs } from "./fs.ts";
+import { judgeStop, keepAside, lastNonZero } from "./wal_tail.ts";
 import { FileWindow } from "./file_window.ts";
 import {
   applyReplayBatch,
@@ -94,10 +93,11 @@ export class WalCorruptionError extends Error {
     readonly reason: string,
   ) {
     super(
-      `revkv: WAL corrupted in ${file} at offset ${offset}: ${reason}; ` +
-        `valid records follow, so this is not a torn write. Restore from a ` +
-        `backup, or call repair(dataDir) to truncate the log at this point ` +
-        `(losing every record after it).`,
+      `revkv: WAL corrupted in ${file} at offset ${offset}: ${reason}. ` +
+        `This cannot be a torn write, so nothing was changed. Restore from ` +
+        `a backup, or call repair(dataDir) to truncate the log at this ` +
+        `point (losing every record after it; the dropped bytes are kept ` +
+        `in wal/*.torn).`,
     );
     this.name = "WalCorruptionError";
   }
@@ -111,6 +111,8 @@ export interface TornTail {
   offset: number;
   /** What was wrong with the frame there. */
   reason: string;
+  /** The file holding the bytes the cut dropped (none when they were zeros). */
+  keptAside?: string;
 }
 
 /** Formats a segment file name. */
@@ -170,6 +172,11 @@ export interface ReadWalOptions {
   repair?: boolean;
   /** Where the last clean close left the log's end (see `CleanEnd`). */
   cleanEnd?: CleanEnd;
+  /**
+   * Revision of the snapshot recovery starts from: the log may not end
+   * below it (its WAL marker was durable; see `wal_tail.ts`, rule 3c).
+   */
+  snapshotRevision?: number;
   /** Called with each segment's progress (bytes done, bytes total). */
   progress?: (done: number, total: number) => void;
   /**
@@ -246,7 +253,14 @@ export interface WalReadResult {
   /** The torn tail truncated, if any. */
   torn: TornTail | undefined;
   /** With `repair`: the corruption that was cut off, and segments removed. */
-  repaired: { file: string; offset: number; removed: string[] } | undefined;
+  repaired:
+    | {
+      file: string;
+      offset: number;
+      removed: string[];
+      keptAside: string | undefined;
+    }
+    | undefined;
   /** Number of records read. */
   records: number;
 }
@@ -267,7 +281,8 @@ export async function readWal(
   let torn: TornTail | undefined;
   let tail: WalTail | undefined;
   let records = 0;
-  let lastRevision = 0;
+  // A segment's writes are all above its start revision.
+  let lastRevision = segments[0]?.startRevision ?? 0;
   let prevSegmentCrc: number | undefined;
   const writes = options.writes;
   const deliver: FrameSink = (bytes, view, type, at, length) => {
@@ -305,6 +320,15 @@ export async function readWal(
     },
     entries: writes.entries,
   };
+  const newest = segments[segments.length - 1];
+  if (options.cleanEnd && options.cleanEnd.segment !== newest?.name) {
+    corrupt(
+      `${walDir}/${options.cleanEnd.segment}`,
+      options.cleanEnd.offset,
+      `the clean-close marker says the log ended here, but the newest ` +
+        `segment is ${newest?.name ?? "missing"}`,
+    );
+  }
   try {
     for (let i = 0; i < segments.length; i++) {
       const segment = segments[i]!;
@@ -338,7 +362,10 @@ export async function readWal(
           deliver,
           options.progress,
         );
-      if (streamed.clean) {
+      if (
+        streamed.clean &&
+        !(isLast && lastRevision < (options.snapshotRevision ?? 0))
+      ) {
         tail = {
           segment,
           offset: streamed.offset,
@@ -348,6 +375,8 @@ export async function readWal(
         prevSegmentCrc = streamed.crc;
         continue;
       }
+      // The stream stopped at a frame it could not accept: read the whole
+      // segment, finish reading it, and judge the stop (wal_tail.ts).
       const bytes = await fs.readFile(path);
       const view = new DataView(
         bytes.buffer,
@@ -356,19 +385,11 @@ export async function readWal(
       );
       let offset = streamed.offset;
       let crc = streamed.crc;
-      let problem: { offset: number; reason: string } | undefined;
-      let headerOk = streamed.headerDone;
-      if (!headerOk) {
+      let badFrame: { reason: string; storedCrc: number } | undefined;
+      if (!streamed.headerDone) {
         // The header: a segment record chained from 0 that names this segment.
         const head = readFrame(bytes, view, 0, bytes.length, 0);
-        if (head.status !== "ok" || head.type !== RecordType.segment) {
-          problem = {
-            offset: 0,
-            reason: head.status === "bad"
-              ? head.reason
-              : "missing segment header",
-          };
-        } else {
+        if (head.status === "ok" && head.type === RecordType.segment) {
           checkSegmentHeader(
             path,
             segment,
@@ -383,70 +404,81 @@ export async function readWal(
           );
           crc = head.crc;
           offset = head.next;
-          headerOk = true;
-        }
-      }
-      if (headerOk) {
-        for (;;) {
-          const frame = readFrame(bytes, view, offset, bytes.length, crc);
-          if (frame.status === "end") {
-            // Zeros here; valid frames after them would mean lost data.
-            if (isLast && validFramesAfter(bytes, view, offset, undefined)) {
-              problem = { offset, reason: "zeroed frame header" };
-            }
-            break;
-          }
-          if (frame.status === "bad") {
-            problem = { offset, reason: frame.reason };
-            if (
-              isLast && !frame.pastEnd &&
-              !validFramesAfter(bytes, view, offset, frame.storedCrc)
-            ) {
-              // The last frame of the log, torn.
-              torn = { file: path, offset, reason: frame.reason };
-              problem = undefined;
-              await zeroFrom(fs, path, offset, bytes);
-            } else if (isLast && frame.pastEnd) {
-              torn = { file: path, offset, reason: frame.reason };
-              problem = undefined;
-              await zeroFrom(fs, path, offset, bytes);
-            }
-            break;
-          }
-          deliver(
-            bytes,
-            view,
-            frame.type,
-            frame.payloadStart,
-            frame.payloadLength,
-          );
-          crc = frame.crc;
-          offset = frame.next;
-          if ((records & 0xfff) === 0) options.progress?.(offset, bytes.length);
-        }
-      }
-      if (problem !== undefined) {
-        if (isLast && problem.offset === 0 && bytes.every((b) => b === 0)) {
-          // A segment that never got its header: a roll cut short.
-          torn = { file: path, offset: 0, reason: problem.reason };
+        } else if (
+          isLast && options.cleanEnd === undefined &&
+          lastNonZero(bytes, 0) === 0
+        ) {
+          // A segment that never got its header: a roll cut short (only
+          // possible without fsync; a roll syncs the header before the name).
+          torn = { file: path, offset: 0, reason: "missing segment header" };
           await fs.remove(path);
           break;
+        } else {
+          corrupt(
+            path,
+            0,
+            head.status === "bad" ? head.reason : "missing segment header",
+          );
         }
-        if (!options.repair) {
-          throw new WalCorruptionError(path, problem.offset, problem.reason);
+      }
+      for (;;) {
+        const frame = readFrame(bytes, view, offset, bytes.length, crc);
+        if (frame.status === "end") break;
+        if (frame.status === "bad") {
+          badFrame = { reason: frame.reason, storedCrc: frame.storedCrc };
+          break;
         }
-        await zeroFrom(fs, path, problem.offset, bytes);
+        deliver(
+          bytes,
+          view,
+          frame.type,
+          frame.payloadStart,
+          frame.payloadLength,
+        );
+        crc = frame.crc;
+        offset = frame.next;
+        if ((records & 0xfff) === 0) options.progress?.(offset, bytes.length);
+      }
+      const verdict = judgeStop({
+        path,
+        bytes,
+        view,
+        offset,
+        crc,
+        badFrame,
+        isLast,
+        cleanEnd: options.cleanEnd,
+        lastRevision,
+        snapshotRevision: options.snapshotRevision ?? 0,
+      });
+      if (verdict.kind === "torn") {
+        const keptAside = await keepAside(
+          fs,
+          path,
+          bytes,
+          offset,
+          verdict.droppedEnd,
+        );
+        torn = { file: path, offset, reason: verdict.reason, keptAside };
+        await zeroFrom(fs, path, offset, bytes);
+      } else if (verdict.kind === "corrupt") {
+        if (!options.repair) corrupt(path, offset, verdict.reason);
+        const end = lastNonZero(bytes, offset);
+        const keptAside = end > offset
+          ? await keepAside(fs, path, bytes, offset, end)
+          : undefined;
+        await zeroFrom(fs, path, offset, bytes);
         const removed: string[] = [];
         for (const later of segments.slice(i + 1)) {
           await fs.remove(`${walDir}/${later.name}`);
           removed.push(later.name);
         }
         await fs.syncDir(walDir);
-        tail = { segment, offset: problem.offset, crc, lastRevision };
+        tail = { segment, offset, crc, lastRevision };
         return {
           tail,
           torn,
-          repaired: { file: path, offset: problem.offset, removed },
+          repaired: { file: path, offset, removed, keptAside },
           records,
         };
       }
@@ -564,10 +596,14 @@ export async function streamSegment(
         headerDone ? crc : 0,
       );
       if (frame.status === "end") {
+        // With a clean-close marker the log must end exactly there (else
+        // `judgeStop` refuses the contradiction); without one, the bytes
+        // after the end must be zeros.
         const clean = headerDone &&
           (!isLast ||
-            (cleanEnd?.offset === offset && cleanEnd.crc === crc) ||
-            await window.zerosFrom(offset, TAIL_ZERO_CHECK_BYTES));
+            (cleanEnd !== undefined
+              ? cleanEnd.offset === offset && cleanEnd.crc === crc
+              : await window.zerosFrom(offset, TAIL_ZERO_CHECK_BYTES)));
         return { headerDone, clean, offset, crc };
       }
       if (frame.status === "bad") break;
@@ -606,47 +642,9 @@ export async function streamSegment(
   }
 }
 
-/**
- * Whether valid frames follow a bad frame at `offset`: the frame right after
- * it (chained from its stored crc, when its length is plausible), or any two
- * consecutive frames that chain, at an 8-byte aligned offset.
- */
-function validFramesAfter(
-  bytes: Uint8Array,
-  view: DataView,
-  offset: number,
-  storedCrc: number | undefined,
-): boolean {
-  const end = bytes.length;
-  let first = -1;
-  for (let i = offset; i < end; i++) {
-    if (bytes[i] !== 0) {
-      first = i;
-      break;
-    }
-  }
-  if (first < 0) return false;
-  if (storedCrc !== undefined) {
-    const length = view.getUint32(offset, true);
-    const next = offset + align8(FRAME_HEADER_BYTES + length);
-    if (length < end && next + FRAME_HEADER_BYTES <= end) {
-      if (readFrame(bytes, view, next, end, storedCrc).status === "ok") {
-        return true;
-      }
-    }
-  }
-  for (let p = align8(offset + 1); p + FRAME_HEADER_BYTES <= end; p += 8) {
-    const type = bytes[p + 4]!;
-    if (type === 0 || bytes[p + 5] !== 0 || bytes[p + 6] !== 0) continue;
-    if (bytes[p + 7] !== 0) continue;
-    const length = view.getUint32(p, true);
-    if (p + FRAME_HEADER_BYTES + length > end) continue;
-    const next = p + align8(FRAME_HEADER_BYTES + length);
-    if (next + FRAME_HEADER_BYTES > end) continue;
-    const crcAtP = view.getUint32(p + 8, true);
-    if (readFrame(bytes, view, next, end, crcAtP).status === "ok") return true;
-  }
-  return false;
+/** Throws the `WalCorruptionError` for `file` at `offset`. */
+function corrupt(file: string, offset: number, reason: string): never {
+  throw new WalCorruptionError(file, offset, reason);
 }
 
 /** Zeroes a segment from `offset` to its last nonzero byte, and syncs. */
