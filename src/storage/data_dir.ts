@@ -19,7 +19,7 @@
  */
 
 import { MvccStore } from "../mvcc/kv_store.ts";
-import { denoFs, type StorageFs } from "./fs.ts";
+import { denoFs, type StorageFs, withNamedErrors } from "./fs.ts";
 import { WalJournal } from "./journal.ts";
 import { acquireLock, type DirLock } from "./lock.ts";
 import {
@@ -138,7 +138,7 @@ function resolve(options: DataDirOptions) {
     );
   }
   return {
-    fs: options.fs ?? denoFs,
+    fs: withNamedErrors(options.fs ?? denoFs),
     segmentBytes,
     snapshotCount,
     sync: durability === "fsync",
@@ -456,7 +456,7 @@ export async function repairDataDir(
   dir: string,
   options: { fs?: StorageFs } = {},
 ): Promise<RepairReport> {
-  const fs = options.fs ?? denoFs;
+  const fs = withNamedErrors(options.fs ?? denoFs);
   const lock: DirLock = await acquireLock(fs, dir);
   try {
     const walDir = `${dir}/wal`;
@@ -489,7 +489,7 @@ export function snapshotStatus(
   file: string,
   options: { fs?: StorageFs } = {},
 ): Promise<SnapshotStatus> {
-  return verifySnapshot(options.fs ?? denoFs, file);
+  return verifySnapshot(withNamedErrors(options.fs ?? denoFs), file);
 }
 
 /**
@@ -504,7 +504,7 @@ export async function restoreSnapshot(
   dataDir: string,
   options: { fs?: StorageFs; durability?: Durability } = {},
 ): Promise<SnapshotStatus> {
-  const fs = options.fs ?? denoFs;
+  const fs = withNamedErrors(options.fs ?? denoFs);
   const sync = (options.durability ?? "fsync") === "fsync";
   const status = await verifySnapshot(fs, file);
   if (await fs.exists(dataDir)) {

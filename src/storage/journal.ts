@@ -24,13 +24,15 @@
  * WAL at S, and the file is renamed into place only once the marker (hence
  * every write ≤ S) is durable. Then all but the newest `SNAPSHOTS_KEPT`
  * snapshots are removed, and WAL segments whose writes are all at or below
- * the oldest kept snapshot.
+ * the oldest kept snapshot, with the bytes recovery kept aside from them
+ * (`<segment>.<offset>.torn`, see `wal_tail.ts`).
  *
  * @module
  */
 
 import type { Change } from "../mvcc/kv_store.ts";
 import type { MvccStore } from "../mvcc/kv_store.ts";
+import { StorageFailedError } from "./errors.ts";
 import type { StorageFs } from "./fs.ts";
 import type { DirLock } from "./lock.ts";
 import type { Meta } from "./meta.ts";
@@ -43,6 +45,7 @@ import {
   yieldToEventLoop,
 } from "./snapshot.ts";
 import { listSegments, type WalWriter } from "./wal.ts";
+import { TORN_SUFFIX } from "./wal_tail.ts";
 import { frameBytes, type WalEncoder, type WalRecord } from "./wal_codec.ts";
 
 /** Default entries between snapshots (etcd's `--snapshot-count`). */
@@ -59,20 +62,7 @@ export const JOIN_TICKS = 16;
 /** Most bytes in one batch (a single larger record still goes alone). */
 export const BATCH_BYTES_MAX = 16 * 1024 * 1024;
 
-/** The store stopped because the disk failed; nothing more is accepted. */
-export class StorageFailedError extends Error {
-  /** @param cause the error of the failed write or fdatasync. */
-  constructor(cause: unknown) {
-    super(
-      `revkv: storage failed, the store stopped (fail-stop; writes not ` +
-        `acknowledged were not made durable): ${
-          (cause as Error)?.message ?? cause
-        }`,
-      { cause },
-    );
-    this.name = "StorageFailedError";
-  }
-}
+export { StorageFailedError } from "./errors.ts";
 
 /**
  * The records that start a segment after its header: the metadata and the
@@ -303,9 +293,9 @@ export class WalJournal {
   }
 
   #fail(error: unknown, inFlight: Waiter[]): void {
-    this.#failed = error instanceof StorageFailedError
+    this.#failed = error instanceof StorageFailedError && error.stopped
       ? error
-      : new StorageFailedError(error);
+      : new StorageFailedError(error, { stopped: true });
     const all = [...inFlight, ...this.#waiters.splice(0)];
     this.#records.length = 0;
     this.#bytes.length = 0;
@@ -410,6 +400,15 @@ export class WalJournal {
       if (segments[i]!.name === this.#o.writer.segment.name) break;
       await fs.remove(`${walDir}/${segments[i]!.name}`);
       removed++;
+    }
+    // Bytes a torn-tail cut kept aside (wal_tail.ts) go with their segment:
+    // the snapshots now hold everything before it.
+    const live = new Set(segments.slice(removed).map((s) => s.name));
+    for (const name of await fs.readDir(walDir)) {
+      if (!name.endsWith(TORN_SUFFIX)) continue;
+      if (!live.has(name.slice(0, name.indexOf(".wal.") + 4))) {
+        await fs.remove(`${walDir}/${name}`);
+      }
     }
     if (removed > 0 && sync) await fs.syncDir(walDir);
   }

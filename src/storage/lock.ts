@@ -87,8 +87,8 @@ export async function acquireLock(
   const bytes = new TextEncoder().encode(content);
   const tmp = `${dir}/LOCK.${Deno.pid}.${crypto.randomUUID()}.tmp`;
   let tookOverPid: number | undefined;
-  await fs.writeFile(tmp, bytes, { createNew: true });
   try {
+    await fs.writeFile(tmp, bytes, { createNew: true });
     for (let attempt = 0; attempt < LOCK_ATTEMPTS_MAX; attempt++) {
       try {
         await fs.link(tmp, path);

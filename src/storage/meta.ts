@@ -80,7 +80,13 @@ export async function writeMeta(
     crc: checksum(meta),
   }) + "\n";
   const tmp = `${dir}/meta.json.tmp`;
-  await fs.writeFile(tmp, new TextEncoder().encode(text));
-  await fs.rename(tmp, `${dir}/meta.json`);
+  try {
+    await fs.writeFile(tmp, new TextEncoder().encode(text));
+    await fs.rename(tmp, `${dir}/meta.json`);
+  } catch (error) {
+    // A full disk must not leave the temp file behind.
+    await fs.remove(tmp).catch(() => {});
+    throw error;
+  }
   if (sync) await fs.syncDir(dir);
 }

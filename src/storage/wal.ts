@@ -893,7 +893,9 @@ export class WalWriter {
       await file.syncData();
       return file;
     } catch (error) {
+      // A full disk must not leave a half-filled next.tmp behind.
       file.close();
+      await this.fs.remove(this.#nextPath).catch(() => {});
       throw error;
     }
   }
