@@ -292,6 +292,7 @@ async function recoverWith(
     .sort((a, b) => b - a);
   const segments = await listSegments(fs, walDir);
   const cleanEnd = await readCleanEnd(fs, walDir);
+  let corruptSnapshot: SnapshotCorruptionError | undefined;
   for (const revision of [...revisions, 0]) {
     const mvcc = new MvccStore();
     // Leases the snapshot holds; the WAL's lease records after the start of
@@ -318,6 +319,7 @@ async function recoverWith(
         snapshot = { file, revision };
       } catch (error) {
         if (!(error instanceof SnapshotCorruptionError)) throw error;
+        corruptSnapshot ??= error;
         skipped.push({ file, reason: error.message });
         continue;
       }
@@ -338,6 +340,9 @@ async function recoverWith(
         });
         continue;
       }
+      // The snapshot that would have covered the start is corrupt: that
+      // is the damage to name (file and offset), not the missing history.
+      if (corruptSnapshot !== undefined) throw corruptSnapshot;
       throw new Error(
         `revkv: cannot recover ${dir}: no valid snapshot, and the WAL starts at revision ` +
           `${segments[0]!.startRevision}` +

@@ -117,3 +117,20 @@ export function namedStorageError(
   if (isNoSpace(error)) return new NoSpaceError(failure, error);
   return new StorageFailedError(error, { failure });
 }
+
+/** The meta file (cluster and member IDs, term) does not verify. */
+export class MetaCorruptionError extends Error {
+  /**
+   * @param file the meta file.
+   * @param offset where it went wrong (0: the file as a whole).
+   * @param reason what was wrong.
+   */
+  constructor(
+    readonly file: string,
+    readonly offset: number,
+    readonly reason: string,
+  ) {
+    super(`revkv: meta file ${file} is corrupt at offset ${offset}: ${reason}`);
+    this.name = "MetaCorruptionError";
+  }
+}

@@ -8,6 +8,7 @@
  */
 
 import { crc32c } from "./crc32c.ts";
+import { MetaCorruptionError } from "./errors.ts";
 import type { StorageFs } from "./fs.ts";
 
 /** The identity and term of a data dir. */
@@ -59,9 +60,7 @@ export async function readMeta(
     }
     return meta;
   } catch (error) {
-    throw new Error(
-      `revkv: meta file ${path} is corrupt (${(error as Error).message})`,
-    );
+    throw new MetaCorruptionError(path, 0, (error as Error).message);
   }
 }
 
