@@ -426,8 +426,12 @@ export class WalJournal {
     try {
       await this.#snapshotting;
     } catch { /* cancelled */ }
-    // A clean end is recorded only when every batch made it to disk.
-    await this.#o.writer.close(this.#failed === undefined);
-    await this.#o.lock.release();
+    try {
+      // A clean end is recorded only when every batch made it to disk.
+      await this.#o.writer.close(this.#failed === undefined);
+    } finally {
+      // Released even when closing the WAL failed: nothing is written after.
+      await this.#o.lock.release();
+    }
   }
 }

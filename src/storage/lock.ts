@@ -124,6 +124,7 @@ export async function acquireLock(
       `revkv: could not take the lock ${path} after ${LOCK_ATTEMPTS_MAX} attempts (other openers racing)`,
     );
   } finally {
-    await fs.remove(tmp);
+    // Best effort: a temp file left here is removed by the next open.
+    await fs.remove(tmp).catch(() => {});
   }
 }
