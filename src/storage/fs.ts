@@ -211,8 +211,13 @@ export const denoFs: StorageFs = {
   },
 };
 
-/** Marks an fs already wrapped by `withNamedErrors`. */
+/** Marks an fs wrapped by `withNamedErrors`; holds the fs it wraps. */
 const NAMED = Symbol("revkv.namedErrors");
+
+/** The fs under `withNamedErrors` (`fs` itself when not wrapped). */
+export function unwrapFs(fs: StorageFs): StorageFs {
+  return (fs as { [NAMED]?: StorageFs })[NAMED] ?? fs;
+}
 
 /**
  * `fs` with every failure turned into a named error (`NoSpaceError`,
@@ -222,7 +227,7 @@ const NAMED = Symbol("revkv.namedErrors");
  * surface the same way as real ones.
  */
 export function withNamedErrors(fs: StorageFs): StorageFs {
-  if ((fs as { [NAMED]?: true })[NAMED]) return fs;
+  if (NAMED in fs) return fs;
   // A call, not a promise: an fs may also throw before returning one.
   const named = async <T>(
     call: () => Promise<T>,
@@ -235,8 +240,8 @@ export function withNamedErrors(fs: StorageFs): StorageFs {
       throw namedStorageError(error, { file, operation });
     }
   };
-  const wrapped: StorageFs & { [NAMED]: true } = {
-    [NAMED]: true,
+  const wrapped: StorageFs & { [NAMED]: StorageFs } = {
+    [NAMED]: fs,
     async open(path, options) {
       const file = await named(() => fs.open(path, options), path, "open");
       return {
