@@ -10,10 +10,14 @@
  * <dir>/snap/<rev>.snap          snapshots (snapshot.ts)
  * ```
  *
- * Replay applies write records above the snapshot's revision in order
- * (their revisions must be contiguous), and compaction records that raise
- * the compaction revision; the physical compaction then runs in the
- * background like any other.
+ * Recovery tries the snapshots newest first; the first that verifies and
+ * that the WAL covers wins, and the WAL is replayed after it: write records
+ * go straight from the read buffers into the engine, every other record to
+ * `ReplayState` (revision, compaction, leases; see `replay_state.ts`). How
+ * the end of the log is judged (end, torn tail, corruption) is
+ * `wal_tail.ts`. Before recovery, the temp files a crash left are removed;
+ * after it, the meta file (this open's term) is written, so an open that
+ * recovery refuses changes nothing on disk.
  *
  * @module
  */
@@ -52,10 +56,11 @@ import {
   readCleanEnd,
   readWal,
   type TornTail,
-  WalWriter,
 } from "./wal.ts";
+import { WalWriter } from "./wal_writer.ts";
+import { ReplayState } from "./replay_state.ts";
 import { WasmWalEncoder } from "../wasm/wal.ts";
-import { isSkippable, type WalEncoder, type WalRecord } from "./wal_codec.ts";
+import type { WalEncoder } from "./wal_codec.ts";
 import {
   DEFAULT_SNAPSHOT_COUNT,
   type DurableLease,
@@ -351,54 +356,12 @@ async function recoverWith(
             : ""),
       );
     }
-    let current = base;
-    let compact = compactRevision;
-    let replayed = 0;
-    // Leases are not tied to revisions: every lease record of the segments
-    // read applies in log order (each segment starts with every live lease).
-    const apply = (record: WalRecord) => {
-      switch (record.kind) {
-        case "leaseGrant":
-          leases.set(record.id, {
-            ttlSeconds: record.ttlSeconds,
-            deadlineMs: record.deadlineMs,
-          });
-          return;
-        case "leaseCheckpoint": {
-          const lease = leases.get(record.id);
-          if (lease) lease.deadlineMs = record.deadlineMs;
-          return;
-        }
-        case "leaseRevoke":
-          leases.delete(record.id);
-          return;
-        case "compact":
-          if (record.revision > compact) {
-            if (record.revision > current) {
-              throw new Error(
-                `revkv: WAL compaction at ${record.revision} beyond revision ${current}`,
-              );
-            }
-            compact = record.revision;
-            replayed++;
-          }
-          return;
-        case "opaque":
-          if (!isSkippable(record.type)) {
-            throw new Error(
-              `revkv: WAL record type ${record.type} is unknown (written by a newer revkv?)`,
-            );
-          }
-          return;
-        default:
-          return;
-      }
-    };
+    const replay = new ReplayState(base, compactRevision, leases);
     const read = await readWal(
       fs,
       walDir,
       segments.slice(Math.max(first, 0)),
-      apply,
+      replay.record,
       {
         cleanEnd,
         snapshotRevision: revision,
@@ -406,17 +369,7 @@ async function recoverWith(
         workerSlot: workers,
         // Write records go straight from the read buffers into the engine.
         writes: {
-          beginWrite: (revision) => {
-            if (revision <= base) return false;
-            if (revision !== current + 1) {
-              throw new Error(
-                `revkv: WAL revisions not contiguous: ${revision} after ${current}`,
-              );
-            }
-            current = revision;
-            replayed++;
-            return true;
-          },
+          beginWrite: replay.beginWrite,
           entries: mvcc,
         },
         progress: (done, total) =>
@@ -425,13 +378,13 @@ async function recoverWith(
           ),
       },
     );
-    mvcc.restoreRevisions(current, compact);
+    mvcc.restoreRevisions(replay.current, replay.compact);
     return {
       mvcc,
       leases,
       snapshot,
       skipped,
-      replayed,
+      replayed: replay.replayed,
       torn: read.torn,
       tail: read.tail,
     };

@@ -44,7 +44,8 @@ import {
   writeSnapshot,
   yieldToEventLoop,
 } from "./snapshot.ts";
-import { listSegments, type WalWriter } from "./wal.ts";
+import { listSegments } from "./wal.ts";
+import type { WalWriter } from "./wal_writer.ts";
 import { TORN_SUFFIX } from "./wal_tail.ts";
 import { frameBytes, type WalEncoder, type WalRecord } from "./wal_codec.ts";
 
