@@ -61,11 +61,8 @@ import { WalWriter } from "./wal_writer.ts";
 import { ReplayState } from "./replay_state.ts";
 import { WasmWalEncoder } from "../wasm/wal.ts";
 import type { WalEncoder } from "./wal_codec.ts";
-import {
-  DEFAULT_SNAPSHOT_COUNT,
-  type DurableLease,
-  segmentPreamble,
-} from "./journal.ts";
+import { DEFAULT_SNAPSHOT_COUNT } from "./journal.ts";
+import { type DurableLease, segmentPreamble } from "./segment_preamble.ts";
 
 /** How the durable store syncs: every batch, or never (unsafe, for tests). */
 export type Durability = "fsync" | "none";

@@ -27,6 +27,11 @@
  * the oldest kept snapshot, with the bytes recovery kept aside from them
  * (`<segment>.<offset>.torn`, see `wal_tail.ts`).
  *
+ * The journal also keeps what each new segment starts with (metadata,
+ * compaction revision, live leases) as it logs them: `segment_preamble.ts`.
+ * The WAL file work itself (one write + one fdatasync per batch, rolls) is
+ * `wal_writer.ts`.
+ *
  * @module
  */
 
@@ -46,6 +51,9 @@ import {
 } from "./snapshot.ts";
 import { listSegments } from "./wal.ts";
 import type { WalWriter } from "./wal_writer.ts";
+import { type DurableLease, SegmentPreamble } from "./segment_preamble.ts";
+
+export { type DurableLease, segmentPreamble } from "./segment_preamble.ts";
 import { TORN_SUFFIX } from "./wal_tail.ts";
 import { frameBytes, type WalEncoder, type WalRecord } from "./wal_codec.ts";
 
@@ -64,38 +72,6 @@ export const JOIN_TICKS = 16;
 export const BATCH_BYTES_MAX = 16 * 1024 * 1024;
 
 export { StorageFailedError } from "./errors.ts";
-
-/**
- * The records that start a segment after its header: the metadata and the
- * compaction revision (when any), so no segment depends on older ones.
- */
-export function segmentPreamble(
-  meta: Meta,
-  compactRevision: number,
-  leases: ReadonlyMap<bigint, DurableLease> = new Map(),
-): WalRecord[] {
-  const records: WalRecord[] = [{
-    kind: "metadata",
-    clusterId: meta.clusterId,
-    memberId: meta.memberId,
-    term: meta.term,
-  }];
-  if (compactRevision >= 0) {
-    records.push({ kind: "compact", revision: compactRevision });
-  }
-  for (const [id, lease] of leases) {
-    records.push({ kind: "leaseGrant", id, ...lease });
-  }
-  return records;
-}
-
-/** A lease as the WAL keeps it. */
-export interface DurableLease {
-  /** Granted TTL in seconds. */
-  ttlSeconds: number;
-  /** Wall-clock deadline in ms. */
-  deadlineMs: number;
-}
 
 /** What the journal needs. */
 export interface JournalOptions {
@@ -155,9 +131,8 @@ export class WalJournal {
   #compactionHeld = false;
   #entriesSinceSnapshot = 0;
   #snapshotRevision: number;
-  #loggedCompactRevision = -1;
-  /** Live leases as logged, repeated at the start of every segment. */
-  readonly #leases: Map<bigint, DurableLease>;
+  /** What every new segment starts with: metadata, compaction, leases. */
+  readonly #preamble: SegmentPreamble;
   readonly stats: JournalStats = {
     batches: 0,
     records: 0,
@@ -169,17 +144,16 @@ export class WalJournal {
   constructor(options: JournalOptions) {
     this.#o = options;
     this.#snapshotRevision = options.snapshotRevision;
-    this.#loggedCompactRevision = options.mvcc.compactRevision;
-    this.#leases = new Map(options.leases ?? []);
+    this.#preamble = new SegmentPreamble(
+      options.meta,
+      options.mvcc.compactRevision,
+      options.leases,
+    );
   }
 
   /** Records written at the start of every new segment. */
   preamble(): WalRecord[] {
-    return segmentPreamble(
-      this.#o.meta,
-      this.#loggedCompactRevision,
-      this.#leases,
-    );
+    return this.#preamble.records();
   }
 
   /** While true, the store pauses incremental compaction (a snapshot reads history). */
@@ -200,9 +174,7 @@ export class WalJournal {
 
   /** Records a compaction; resolves once durable. */
   compact(revision: number): Promise<void> {
-    if (revision > this.#loggedCompactRevision) {
-      this.#loggedCompactRevision = revision;
-    }
+    this.#preamble.compacted(revision);
     return this.#append({ kind: "compact", revision });
   }
 
@@ -212,20 +184,19 @@ export class WalJournal {
     ttlSeconds: number,
     deadlineMs: number,
   ): Promise<void> {
-    this.#leases.set(id, { ttlSeconds, deadlineMs });
+    this.#preamble.granted(id, ttlSeconds, deadlineMs);
     return this.#append({ kind: "leaseGrant", id, ttlSeconds, deadlineMs });
   }
 
   /** Records a lease's new deadline (keep-alive); resolves once durable. */
   leaseRenew(id: bigint, deadlineMs: number): Promise<void> {
-    const lease = this.#leases.get(id);
-    if (lease) lease.deadlineMs = deadlineMs;
+    this.#preamble.renewed(id, deadlineMs);
     return this.#append({ kind: "leaseCheckpoint", id, deadlineMs });
   }
 
   /** Records that a lease is gone; resolves once durable. */
   leaseRevoke(id: bigint): Promise<void> {
-    this.#leases.delete(id);
+    this.#preamble.revoked(id);
     return this.#append({ kind: "leaseRevoke", id });
   }
 
@@ -359,9 +330,7 @@ export class WalJournal {
           await yieldToEventLoop();
         },
         beforeRename: () => marker,
-        leases: new Map(
-          [...this.#leases].map(([id, lease]) => [id, { ...lease }]),
-        ),
+        leases: this.#preamble.leasesCopy(),
       });
     } finally {
       this.#compactionHeld = false;

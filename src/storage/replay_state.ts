@@ -19,7 +19,7 @@
  * @module
  */
 
-import type { DurableLease } from "./journal.ts";
+import type { DurableLease } from "./segment_preamble.ts";
 import { isSkippable, type WalRecord } from "./wal_codec.ts";
 
 /** Revision, compaction and leases as the replay reached them. */
