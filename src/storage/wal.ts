@@ -371,62 +371,27 @@ export async function readWal(
         bytes.byteOffset,
         bytes.byteLength,
       );
-      let offset = streamed.offset;
-      let crc = streamed.crc;
-      let badFrame: { reason: string; storedCrc: number } | undefined;
-      if (!streamed.headerDone) {
-        // The header: a segment record chained from 0 that names this segment.
-        const head = readFrame(bytes, view, 0, bytes.length, 0);
-        if (head.status === "ok" && head.type === RecordType.segment) {
-          checkSegmentHeader(
-            path,
-            segment,
-            prevSegmentCrc,
-            decodeRecord(
-              bytes,
-              view,
-              head.type,
-              head.payloadStart,
-              head.payloadLength,
-            ),
-          );
-          crc = head.crc;
-          offset = head.next;
-        } else if (
-          isLast && options.cleanEnd === undefined &&
-          lastNonZero(bytes, 0) === 0
-        ) {
-          // A segment that never got its header: a roll cut short (only
-          // possible without fsync; a roll syncs the header before the name).
-          torn = { file: path, offset: 0, reason: "missing segment header" };
-          await fs.remove(path);
-          break;
-        } else {
-          corrupt(
-            path,
-            0,
-            head.status === "bad" ? head.reason : "missing segment header",
-          );
+      const stop = readToStop(
+        bytes,
+        view,
+        streamed,
+        path,
+        segment,
+        prevSegmentCrc,
+        deliver,
+        options.progress,
+      );
+      if (stop === "headerless") {
+        if (!isLast || options.cleanEnd !== undefined) {
+          corrupt(path, 0, "missing segment header");
         }
+        // A segment that never got its header: a roll cut short (only
+        // possible without fsync; a roll syncs the header before the name).
+        torn = { file: path, offset: 0, reason: "missing segment header" };
+        await fs.remove(path);
+        break;
       }
-      for (;;) {
-        const frame = readFrame(bytes, view, offset, bytes.length, crc);
-        if (frame.status === "end") break;
-        if (frame.status === "bad") {
-          badFrame = { reason: frame.reason, storedCrc: frame.storedCrc };
-          break;
-        }
-        deliver(
-          bytes,
-          view,
-          frame.type,
-          frame.payloadStart,
-          frame.payloadLength,
-        );
-        crc = frame.crc;
-        offset = frame.next;
-        if ((records & 0xfff) === 0) options.progress?.(offset, bytes.length);
-      }
+      const { offset, crc, badFrame } = stop;
       const verdict = judgeStop({
         path,
         bytes,
@@ -477,6 +442,78 @@ export async function readWal(
     if (slot !== options.workerSlot) slot.close();
   }
   return { tail, torn, repaired: undefined, records };
+}
+
+/** Where reading a whole segment in memory stopped (see `readToStop`). */
+interface SegmentStop {
+  /** Offset of the first frame not accepted. */
+  offset: number;
+  /** crc of the last frame accepted. */
+  crc: number;
+  /** What was wrong there; undefined for a zero header. */
+  badFrame: { reason: string; storedCrc: number } | undefined;
+}
+
+/**
+ * Reads the rest of a segment held in memory, from where streaming
+ * stopped: its header first if not yet checked, then frames, delivering
+ * each, up to the first it cannot accept. `"headerless"` for a segment that
+ * is all zeros (no header at all).
+ * @throws WalCorruptionError for a bad header.
+ */
+function readToStop(
+  bytes: Uint8Array,
+  view: DataView,
+  streamed: Streamed,
+  path: string,
+  segment: SegmentName,
+  prevSegmentCrc: number | undefined,
+  deliver: FrameSink,
+  progress: ((done: number, total: number) => void) | undefined,
+): SegmentStop | "headerless" {
+  let offset = streamed.offset;
+  let crc = streamed.crc;
+  if (!streamed.headerDone) {
+    // The header: a segment record chained from 0 that names this segment.
+    const head = readFrame(bytes, view, 0, bytes.length, 0);
+    if (head.status !== "ok" || head.type !== RecordType.segment) {
+      if (lastNonZero(bytes, 0) === 0) return "headerless";
+      corrupt(
+        path,
+        0,
+        head.status === "bad" ? head.reason : "missing segment header",
+      );
+    }
+    checkSegmentHeader(
+      path,
+      segment,
+      prevSegmentCrc,
+      decodeRecord(
+        bytes,
+        view,
+        head.type,
+        head.payloadStart,
+        head.payloadLength,
+      ),
+    );
+    crc = head.crc;
+    offset = head.next;
+  }
+  for (let frames = 1;; frames++) {
+    const frame = readFrame(bytes, view, offset, bytes.length, crc);
+    if (frame.status === "end") return { offset, crc, badFrame: undefined };
+    if (frame.status === "bad") {
+      return {
+        offset,
+        crc,
+        badFrame: { reason: frame.reason, storedCrc: frame.storedCrc },
+      };
+    }
+    deliver(bytes, view, frame.type, frame.payloadStart, frame.payloadLength);
+    crc = frame.crc;
+    offset = frame.next;
+    if ((frames & 0xfff) === 0) progress?.(offset, bytes.length);
+  }
 }
 
 /**
