@@ -405,33 +405,20 @@ export async function readWal(
         snapshotRevision: options.snapshotRevision ?? 0,
       });
       if (verdict.kind === "torn") {
-        const keptAside = await keepAside(
-          fs,
-          path,
-          bytes,
-          offset,
-          verdict.droppedEnd,
-        );
-        torn = { file: path, offset, reason: verdict.reason, keptAside };
-        await zeroFrom(fs, path, offset, bytes);
+        torn = await cutTornTail(fs, path, bytes, offset, verdict);
       } else if (verdict.kind === "corrupt") {
         if (!options.repair) corrupt(path, offset, verdict.reason);
-        const end = lastNonZero(bytes, offset);
-        const keptAside = end > offset
-          ? await keepAside(fs, path, bytes, offset, end)
-          : undefined;
-        await zeroFrom(fs, path, offset, bytes);
-        const removed: string[] = [];
-        for (const later of segments.slice(i + 1)) {
-          await fs.remove(`${walDir}/${later.name}`);
-          removed.push(later.name);
-        }
-        await fs.syncDir(walDir);
-        tail = { segment, offset, crc, lastRevision };
         return {
-          tail,
+          tail: { segment, offset, crc, lastRevision },
           torn,
-          repaired: { file: path, offset, removed, keptAside },
+          repaired: await cutForRepair(
+            fs,
+            walDir,
+            path,
+            bytes,
+            offset,
+            segments.slice(i + 1),
+          ),
           records,
         };
       }
@@ -665,6 +652,54 @@ export async function streamSegment(
     window?.release();
     file.close();
   }
+}
+
+/**
+ * Cuts a torn tail at `offset`: its bytes are copied aside first
+ * (`keepAside`), then zeroed on disk.
+ */
+async function cutTornTail(
+  fs: StorageFs,
+  path: string,
+  bytes: Uint8Array,
+  offset: number,
+  verdict: { reason: string; droppedEnd: number },
+): Promise<TornTail> {
+  const keptAside = await keepAside(
+    fs,
+    path,
+    bytes,
+    offset,
+    verdict.droppedEnd,
+  );
+  await zeroFrom(fs, path, offset, bytes);
+  return { file: path, offset, reason: verdict.reason, keptAside };
+}
+
+/**
+ * `repair`: cuts the log at a corruption (the bytes kept aside, then
+ * zeroed) and removes every later segment.
+ */
+async function cutForRepair(
+  fs: StorageFs,
+  walDir: string,
+  path: string,
+  bytes: Uint8Array,
+  offset: number,
+  later: readonly SegmentName[],
+): Promise<NonNullable<WalReadResult["repaired"]>> {
+  const end = lastNonZero(bytes, offset);
+  const keptAside = end > offset
+    ? await keepAside(fs, path, bytes, offset, end)
+    : undefined;
+  await zeroFrom(fs, path, offset, bytes);
+  const removed: string[] = [];
+  for (const segment of later) {
+    await fs.remove(`${walDir}/${segment.name}`);
+    removed.push(segment.name);
+  }
+  await fs.syncDir(walDir);
+  return { file: path, offset, removed, keptAside };
 }
 
 /** Throws the `WalCorruptionError` for `file` at `offset`. */
