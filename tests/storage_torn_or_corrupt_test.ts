@@ -268,3 +268,28 @@ Deno.test("leftover temp files of a crash or a full disk are removed at open", a
     }
   });
 });
+
+Deno.test("bytes kept aside go with their segment once a snapshot covers it", async () => {
+  await withTempDir(async (dir) => {
+    const options = { durability: "none" as const, segmentBytes: 4096 };
+    const db = await open(dir, options);
+    for (let i = 0; i < 10; i++) await db.put(`k${i}`, "v");
+    await db.close();
+    await Deno.remove(`${dir}/wal/CLEAN`);
+    const path = await newestSegment(dir);
+    const bytes = await Deno.readFile(path);
+    const { starts, end } = frameOffsets(bytes);
+    bytes.fill(0, starts[starts.length - 1]! + 16, end); // tear the last
+    await Deno.writeFile(path, bytes);
+    const reopened = await open(dir, options);
+    try {
+      const kept = reopened.recovery?.tornTail?.keptAside;
+      assert.ok(kept && await Deno.stat(kept).then(() => true));
+      for (let i = 0; i < 100; i++) await reopened.put(`z${i}`, "x".repeat(60));
+      await reopened.defrag(); // a snapshot past the torn segment
+      await assert.rejects(() => Deno.stat(kept), Deno.errors.NotFound);
+    } finally {
+      await reopened.close();
+    }
+  });
+});
