@@ -91,7 +91,7 @@ export {
 export { SnapshotCorruptionError } from "./src/storage/snapshot.ts";
 export { LockedError } from "./src/storage/lock.ts";
 export { StorageFailedError } from "./src/storage/journal.ts";
-export { NoSpaceError } from "./src/storage/errors.ts";
+export { MetaCorruptionError, NoSpaceError } from "./src/storage/errors.ts";
 export type {
   WatchEvent,
   WatchLimits,

@@ -340,7 +340,7 @@ export class Store {
 
   /** `get`, answered synchronously (reads never wait for the writer). */
   getSync(key: Bytes, options: RangeOptions = {}): RangeResponse {
-    this.#assertOpen();
+    this.#assertReadable();
     const bounds = resolveBounds(key, options);
     const result = rangeKeys(
       this.#mvcc,
@@ -370,7 +370,7 @@ export class Store {
    * ```
    */
   async *scan(key: Bytes, options: ScanOptions = {}): AsyncGenerator<KeyValue> {
-    this.#assertOpen();
+    this.#assertReadable();
     const bounds = resolveBounds(key, options);
     const atRev = this.#mvcc.resolveReadRevision(
       options.revision ?? 0,
@@ -381,7 +381,7 @@ export class Store {
     const reverse = options.reverse ?? false;
     let cursor = { ...bounds };
     for (;;) {
-      this.#assertOpen();
+      this.#assertReadable();
       if (atRev < this.#mvcc.compactRevision) {
         throw new CompactedError(this.#mvcc.compactRevision);
       }
@@ -606,7 +606,7 @@ export class Store {
     revision: number;
     compactRevision: number;
   } {
-    this.#assertOpen();
+    this.#assertReadable();
     if (revision > this.#committedRevision) {
       throw new RangeError(
         `Cannot hash at revision ${revision}: beyond the committed revision ${this.#committedRevision}`,
@@ -643,7 +643,7 @@ export class Store {
    * ```
    */
   async saveSnapshot(file: string): Promise<SnapshotStatus> {
-    this.#assertOpen();
+    this.#assertReadable();
     const revision = this.#committedRevision;
     this.#compactionHolds++;
     try {
@@ -1138,6 +1138,11 @@ export class Store {
   #assertOpen(): void {
     if (this.#closed) throw errors.storeClosed();
     if (this.#failure) throw this.#failure;
+  }
+
+  /** Reads go on after a fail-stop: the committed state is still durable. */
+  #assertReadable(): void {
+    if (this.#closed) throw errors.storeClosed();
   }
 }
 

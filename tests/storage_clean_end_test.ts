@@ -4,7 +4,7 @@
  * accept a damaged log.
  */
 import assert from "node:assert/strict";
-import { open, WalCorruptionError } from "../mod.ts";
+import { open, repair, WalCorruptionError } from "../mod.ts";
 import {
   frameOffsets,
   lastSegmentPath,
@@ -60,7 +60,7 @@ Deno.test("a zeroed frame header inside the log is corruption even after a clean
   });
 });
 
-Deno.test("a marker that does not match the log is ignored and the tail is checked", async () => {
+Deno.test("a marker that does not match the log is a contradiction: refused, nothing changed, and repair cuts it", async () => {
   await withTempDir(async (dir) => {
     const db = await open(dir, { durability: "none" });
     for (let i = 0; i < 20; i++) await db.put(`k${i}`, "v");
@@ -68,12 +68,24 @@ Deno.test("a marker that does not match the log is ignored and the tail is check
     const path = await lastSegmentPath(dir);
     const bytes = await Deno.readFile(path);
     const { starts } = frameOffsets(bytes);
-    // Tear the last frame: the log now ends before the marker's offset.
+    // Tear the last frame: the log now ends before the marker's offset,
+    // which a clean close cannot leave.
     const last = starts[starts.length - 1]!;
     bytes.fill(0, last + 4, last + 12);
     await Deno.writeFile(path, bytes);
+    await assert.rejects(
+      open(dir, { durability: "none" }),
+      (error: unknown) =>
+        error instanceof WalCorruptionError && error.offset === last &&
+        /clean-close marker/.test(error.reason),
+    );
+    assert.deepEqual(await Deno.readFile(path), bytes);
+    const report = await repair(dir);
+    // Without the marker's word the frame is the last one: repair cuts it
+    // as a torn tail, keeping its bytes aside.
+    assert.equal(report.tornTail?.offset, last);
+    assert.ok(report.tornTail?.keptAside);
     const reopened = await open(dir, { durability: "none" });
-    assert.ok(reopened.recovery?.tornTail, "the torn last frame is reported");
     assert.equal((await reopened.get("k18")).count, 1);
     assert.equal((await reopened.get("k19")).count, 0);
     await reopened.close();

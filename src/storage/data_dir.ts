@@ -10,16 +10,20 @@
  * <dir>/snap/<rev>.snap          snapshots (snapshot.ts)
  * ```
  *
- * Replay applies write records above the snapshot's revision in order
- * (their revisions must be contiguous), and compaction records that raise
- * the compaction revision; the physical compaction then runs in the
- * background like any other.
+ * Recovery tries the snapshots newest first; the first that verifies and
+ * that the WAL covers wins, and the WAL is replayed after it: write records
+ * go straight from the read buffers into the engine, every other record to
+ * `ReplayState` (revision, compaction, leases; see `replay_state.ts`). How
+ * the end of the log is judged (end, torn tail, corruption) is
+ * `wal_tail.ts`. Before recovery, the temp files a crash left are removed;
+ * after it, the meta file (this open's term) is written, so an open that
+ * recovery refuses changes nothing on disk.
  *
  * @module
  */
 
 import { MvccStore } from "../mvcc/kv_store.ts";
-import { denoFs, type StorageFs } from "./fs.ts";
+import { denoFs, type StorageFs, withNamedErrors } from "./fs.ts";
 import { WalJournal } from "./journal.ts";
 import { acquireLock, type DirLock } from "./lock.ts";
 import {
@@ -52,15 +56,13 @@ import {
   readCleanEnd,
   readWal,
   type TornTail,
-  WalWriter,
 } from "./wal.ts";
+import { WalWriter } from "./wal_writer.ts";
+import { ReplayState } from "./replay_state.ts";
 import { WasmWalEncoder } from "./wasm_wal_encoder.ts";
-import { isSkippable, type WalEncoder, type WalRecord } from "./wal_codec.ts";
-import {
-  DEFAULT_SNAPSHOT_COUNT,
-  type DurableLease,
-  segmentPreamble,
-} from "./journal.ts";
+import type { WalEncoder } from "./wal_codec.ts";
+import { DEFAULT_SNAPSHOT_COUNT } from "./journal.ts";
+import { type DurableLease, segmentPreamble } from "./segment_preamble.ts";
 
 /** How the durable store syncs: every batch, or never (unsafe, for tests). */
 export type Durability = "fsync" | "none";
@@ -138,7 +140,7 @@ function resolve(options: DataDirOptions) {
     );
   }
   return {
-    fs: options.fs ?? denoFs,
+    fs: withNamedErrors(options.fs ?? denoFs),
     segmentBytes,
     snapshotCount,
     sync: durability === "fsync",
@@ -165,19 +167,21 @@ export async function openDataDir(
   await fs.mkdir(`${dir}/snap`);
   const lock = await acquireLock(fs, dir);
   try {
+    await removeLeftovers(fs, dir);
     const progress = startProgress(`revkv: opening ${dir}`, o.progress);
     const previous = await readMeta(fs, `${dir}/meta.json`);
     const meta: Meta = previous
       ? { ...previous, term: previous.term + 1 }
       : { clusterId: randomId(), memberId: randomId(), term: FIRST_TERM };
-    await writeMeta(fs, dir, meta, o.sync);
 
+    // Recovery first: an open it refuses changes nothing on disk.
     const recovered = await recover(
       fs,
       dir,
       (message) => progress.update(message),
       o.replayWorker,
     );
+    await writeMeta(fs, dir, meta, o.sync);
     // The clean-close marker describes the log as it was read just now;
     // it must be gone (durably) before anything is appended, or a later
     // open could trust it for a log that has grown.
@@ -240,6 +244,20 @@ export async function openDataDir(
   }
 }
 
+/**
+ * Removes the temporary files a crash or a full disk left behind: every
+ * `*.tmp` of the data dir, `wal/` (`next.tmp`, `CLEAN.tmp`) and `snap/`
+ * (a snapshot being written). Only called with the lock held, so no other
+ * store is writing them; none of them is ever read by recovery.
+ */
+async function removeLeftovers(fs: StorageFs, dir: string): Promise<void> {
+  for (const sub of [dir, `${dir}/wal`, `${dir}/snap`]) {
+    for (const name of await fs.readDir(sub)) {
+      if (name.endsWith(".tmp")) await fs.remove(`${sub}/${name}`);
+    }
+  }
+}
+
 async function recover(
   fs: StorageFs,
   dir: string,
@@ -276,6 +294,7 @@ async function recoverWith(
     .sort((a, b) => b - a);
   const segments = await listSegments(fs, walDir);
   const cleanEnd = await readCleanEnd(fs, walDir);
+  let corruptSnapshot: SnapshotCorruptionError | undefined;
   for (const revision of [...revisions, 0]) {
     const mvcc = new MvccStore();
     // Leases the snapshot holds; the WAL's lease records after the start of
@@ -302,6 +321,7 @@ async function recoverWith(
         snapshot = { file, revision };
       } catch (error) {
         if (!(error instanceof SnapshotCorruptionError)) throw error;
+        corruptSnapshot ??= error;
         skipped.push({ file, reason: error.message });
         continue;
       }
@@ -322,6 +342,9 @@ async function recoverWith(
         });
         continue;
       }
+      // The snapshot that would have covered the start is corrupt: that
+      // is the damage to name (file and offset), not the missing history.
+      if (corruptSnapshot !== undefined) throw corruptSnapshot;
       throw new Error(
         `revkv: cannot recover ${dir}: no valid snapshot, and the WAL starts at revision ` +
           `${segments[0]!.startRevision}` +
@@ -330,71 +353,20 @@ async function recoverWith(
             : ""),
       );
     }
-    let current = base;
-    let compact = compactRevision;
-    let replayed = 0;
-    // Leases are not tied to revisions: every lease record of the segments
-    // read applies in log order (each segment starts with every live lease).
-    const apply = (record: WalRecord) => {
-      switch (record.kind) {
-        case "leaseGrant":
-          leases.set(record.id, {
-            ttlSeconds: record.ttlSeconds,
-            deadlineMs: record.deadlineMs,
-          });
-          return;
-        case "leaseCheckpoint": {
-          const lease = leases.get(record.id);
-          if (lease) lease.deadlineMs = record.deadlineMs;
-          return;
-        }
-        case "leaseRevoke":
-          leases.delete(record.id);
-          return;
-        case "compact":
-          if (record.revision > compact) {
-            if (record.revision > current) {
-              throw new Error(
-                `revkv: WAL compaction at ${record.revision} beyond revision ${current}`,
-              );
-            }
-            compact = record.revision;
-            replayed++;
-          }
-          return;
-        case "opaque":
-          if (!isSkippable(record.type)) {
-            throw new Error(
-              `revkv: WAL record type ${record.type} is unknown (written by a newer revkv?)`,
-            );
-          }
-          return;
-        default:
-          return;
-      }
-    };
+    const replay = new ReplayState(base, compactRevision, leases);
     const read = await readWal(
       fs,
       walDir,
       segments.slice(Math.max(first, 0)),
-      apply,
+      replay.record,
       {
         cleanEnd,
+        snapshotRevision: revision,
         replayWorker,
         workerSlot: workers,
         // Write records go straight from the read buffers into the engine.
         writes: {
-          beginWrite: (revision) => {
-            if (revision <= base) return false;
-            if (revision !== current + 1) {
-              throw new Error(
-                `revkv: WAL revisions not contiguous: ${revision} after ${current}`,
-              );
-            }
-            current = revision;
-            replayed++;
-            return true;
-          },
+          beginWrite: replay.beginWrite,
           entries: mvcc,
         },
         progress: (done, total) =>
@@ -403,13 +375,13 @@ async function recoverWith(
           ),
       },
     );
-    mvcc.restoreRevisions(current, compact);
+    mvcc.restoreRevisions(replay.current, replay.compact);
     return {
       mvcc,
       leases,
       snapshot,
       skipped,
-      replayed,
+      replayed: replay.replayed,
       torn: read.torn,
       tail: read.tail,
     };
@@ -421,6 +393,8 @@ async function recoverWith(
 export interface RepairReport {
   /** The segment cut, and where; undefined when nothing was wrong. */
   truncated: { file: string; offset: number } | undefined;
+  /** The file holding the bytes the cut dropped, if any. */
+  keptAside: string | undefined;
   /** Later segments removed. */
   removedSegments: string[];
   /** A torn tail truncated on the way. */
@@ -437,7 +411,7 @@ export async function repairDataDir(
   dir: string,
   options: { fs?: StorageFs } = {},
 ): Promise<RepairReport> {
-  const fs = options.fs ?? denoFs;
+  const fs = withNamedErrors(options.fs ?? denoFs);
   const lock: DirLock = await acquireLock(fs, dir);
   try {
     const walDir = `${dir}/wal`;
@@ -445,11 +419,15 @@ export async function repairDataDir(
     const read = await readWal(fs, walDir, segments, () => {}, {
       repair: true,
     });
+    // The log changed: a clean-close marker no longer describes it.
+    await fs.remove(`${walDir}/${CLEAN_END_FILE}`);
+    await fs.syncDir(walDir);
     return {
       truncated: read.repaired && {
         file: read.repaired.file,
         offset: read.repaired.offset,
       },
+      keptAside: read.repaired?.keptAside,
       removedSegments: read.repaired?.removed ?? [],
       tornTail: read.torn,
     };
@@ -466,7 +444,7 @@ export function snapshotStatus(
   file: string,
   options: { fs?: StorageFs } = {},
 ): Promise<SnapshotStatus> {
-  return verifySnapshot(options.fs ?? denoFs, file);
+  return verifySnapshot(withNamedErrors(options.fs ?? denoFs), file);
 }
 
 /**
@@ -481,7 +459,7 @@ export async function restoreSnapshot(
   dataDir: string,
   options: { fs?: StorageFs; durability?: Durability } = {},
 ): Promise<SnapshotStatus> {
-  const fs = options.fs ?? denoFs;
+  const fs = withNamedErrors(options.fs ?? denoFs);
   const sync = (options.durability ?? "fsync") === "fsync";
   const status = await verifySnapshot(fs, file);
   if (await fs.exists(dataDir)) {

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { namedStorageError } from "./errors.ts";
+
 /** An open file, as the storage uses it. */
 export interface StorageFile {
   /** Writes all of `bytes` at byte `offset` (loops over short writes). */
@@ -208,3 +210,63 @@ export const denoFs: StorageFs = {
     }
   },
 };
+
+/** Marks an fs wrapped by `withNamedErrors`; holds the fs it wraps. */
+const NAMED = Symbol("revkv.namedErrors");
+
+/** The fs under `withNamedErrors` (`fs` itself when not wrapped). */
+export function unwrapFs(fs: StorageFs): StorageFs {
+  return (fs as { [NAMED]?: StorageFs })[NAMED] ?? fs;
+}
+
+/**
+ * `fs` with every failure turned into a named error (`NoSpaceError`,
+ * `StorageFailedError`) that says which file and which operation (see
+ * `errors.ts`); what callers test for (`NotFound`, `AlreadyExists`) passes
+ * through. The data dir wraps whatever fs it is given, so injected faults
+ * surface the same way as real ones.
+ */
+export function withNamedErrors(fs: StorageFs): StorageFs {
+  if (NAMED in fs) return fs;
+  // A call, not a promise: an fs may also throw before returning one.
+  const named = async <T>(
+    call: () => Promise<T>,
+    file: string,
+    operation: string,
+  ): Promise<T> => {
+    try {
+      return await call();
+    } catch (error) {
+      throw namedStorageError(error, { file, operation });
+    }
+  };
+  const wrapped: StorageFs & { [NAMED]: StorageFs } = {
+    [NAMED]: fs,
+    async open(path, options) {
+      const file = await named(() => fs.open(path, options), path, "open");
+      return {
+        writeAt: (offset, bytes) =>
+          named(() => file.writeAt(offset, bytes), path, `write at ${offset}`),
+        readAt: (offset, bytes) =>
+          named(() => file.readAt(offset, bytes), path, `read at ${offset}`),
+        syncData: () => named(() => file.syncData(), path, "fdatasync"),
+        truncate: (length) =>
+          named(() => file.truncate(length), path, `truncate to ${length}`),
+        size: () => named(() => file.size(), path, "stat"),
+        close: () => file.close(),
+      };
+    },
+    readFile: (path) => named(() => fs.readFile(path), path, "read"),
+    writeFile: (path, bytes, options) =>
+      named(() => fs.writeFile(path, bytes, options), path, "write"),
+    readDir: (path) => named(() => fs.readDir(path), path, "read dir"),
+    mkdir: (path) => named(() => fs.mkdir(path), path, "mkdir"),
+    remove: (path) => named(() => fs.remove(path), path, "remove"),
+    rename: (from, to) =>
+      named(() => fs.rename(from, to), from, `rename to ${to}`),
+    link: (from, to) => named(() => fs.link(from, to), from, `link to ${to}`),
+    syncDir: (path) => named(() => fs.syncDir(path), path, "fsync dir"),
+    exists: (path) => named(() => fs.exists(path), path, "stat"),
+  };
+  return wrapped;
+}

@@ -24,13 +24,20 @@
  * WAL at S, and the file is renamed into place only once the marker (hence
  * every write ≤ S) is durable. Then all but the newest `SNAPSHOTS_KEPT`
  * snapshots are removed, and WAL segments whose writes are all at or below
- * the oldest kept snapshot.
+ * the oldest kept snapshot, with the bytes recovery kept aside from them
+ * (`<segment>.<offset>.torn`, see `wal_tail.ts`).
+ *
+ * The journal also keeps what each new segment starts with (metadata,
+ * compaction revision, live leases) as it logs them: `segment_preamble.ts`.
+ * The WAL file work itself (one write + one fdatasync per batch, rolls) is
+ * `wal_writer.ts`.
  *
  * @module
  */
 
 import type { Change } from "../mvcc/kv_store.ts";
 import type { MvccStore } from "../mvcc/kv_store.ts";
+import { StorageFailedError } from "./errors.ts";
 import type { StorageFs } from "./fs.ts";
 import type { DirLock } from "./lock.ts";
 import type { Meta } from "./meta.ts";
@@ -42,7 +49,12 @@ import {
   writeSnapshot,
   yieldToEventLoop,
 } from "./snapshot.ts";
-import { listSegments, type WalWriter } from "./wal.ts";
+import { listSegments } from "./wal.ts";
+import type { WalWriter } from "./wal_writer.ts";
+import { type DurableLease, SegmentPreamble } from "./segment_preamble.ts";
+
+export { type DurableLease, segmentPreamble } from "./segment_preamble.ts";
+import { TORN_SUFFIX } from "./wal_tail.ts";
 import { frameBytes, type WalEncoder, type WalRecord } from "./wal_codec.ts";
 
 /** Default entries between snapshots (etcd's `--snapshot-count`). */
@@ -59,52 +71,7 @@ export const JOIN_TICKS = 16;
 /** Most bytes in one batch (a single larger record still goes alone). */
 export const BATCH_BYTES_MAX = 16 * 1024 * 1024;
 
-/** The store stopped because the disk failed; nothing more is accepted. */
-export class StorageFailedError extends Error {
-  /** @param cause the error of the failed write or fdatasync. */
-  constructor(cause: unknown) {
-    super(
-      `revkv: storage failed, the store stopped (fail-stop; writes not ` +
-        `acknowledged were not made durable): ${
-          (cause as Error)?.message ?? cause
-        }`,
-      { cause },
-    );
-    this.name = "StorageFailedError";
-  }
-}
-
-/**
- * The records that start a segment after its header: the metadata and the
- * compaction revision (when any), so no segment depends on older ones.
- */
-export function segmentPreamble(
-  meta: Meta,
-  compactRevision: number,
-  leases: ReadonlyMap<bigint, DurableLease> = new Map(),
-): WalRecord[] {
-  const records: WalRecord[] = [{
-    kind: "metadata",
-    clusterId: meta.clusterId,
-    memberId: meta.memberId,
-    term: meta.term,
-  }];
-  if (compactRevision >= 0) {
-    records.push({ kind: "compact", revision: compactRevision });
-  }
-  for (const [id, lease] of leases) {
-    records.push({ kind: "leaseGrant", id, ...lease });
-  }
-  return records;
-}
-
-/** A lease as the WAL keeps it. */
-export interface DurableLease {
-  /** Granted TTL in seconds. */
-  ttlSeconds: number;
-  /** Wall-clock deadline in ms. */
-  deadlineMs: number;
-}
+export { StorageFailedError } from "./errors.ts";
 
 /** What the journal needs. */
 export interface JournalOptions {
@@ -164,9 +131,8 @@ export class WalJournal {
   #compactionHeld = false;
   #entriesSinceSnapshot = 0;
   #snapshotRevision: number;
-  #loggedCompactRevision = -1;
-  /** Live leases as logged, repeated at the start of every segment. */
-  readonly #leases: Map<bigint, DurableLease>;
+  /** What every new segment starts with: metadata, compaction, leases. */
+  readonly #preamble: SegmentPreamble;
   readonly stats: JournalStats = {
     batches: 0,
     records: 0,
@@ -178,17 +144,16 @@ export class WalJournal {
   constructor(options: JournalOptions) {
     this.#o = options;
     this.#snapshotRevision = options.snapshotRevision;
-    this.#loggedCompactRevision = options.mvcc.compactRevision;
-    this.#leases = new Map(options.leases ?? []);
+    this.#preamble = new SegmentPreamble(
+      options.meta,
+      options.mvcc.compactRevision,
+      options.leases,
+    );
   }
 
   /** Records written at the start of every new segment. */
   preamble(): WalRecord[] {
-    return segmentPreamble(
-      this.#o.meta,
-      this.#loggedCompactRevision,
-      this.#leases,
-    );
+    return this.#preamble.records();
   }
 
   /** While true, the store pauses incremental compaction (a snapshot reads history). */
@@ -209,9 +174,7 @@ export class WalJournal {
 
   /** Records a compaction; resolves once durable. */
   compact(revision: number): Promise<void> {
-    if (revision > this.#loggedCompactRevision) {
-      this.#loggedCompactRevision = revision;
-    }
+    this.#preamble.compacted(revision);
     return this.#append({ kind: "compact", revision });
   }
 
@@ -221,20 +184,19 @@ export class WalJournal {
     ttlSeconds: number,
     deadlineMs: number,
   ): Promise<void> {
-    this.#leases.set(id, { ttlSeconds, deadlineMs });
+    this.#preamble.granted(id, ttlSeconds, deadlineMs);
     return this.#append({ kind: "leaseGrant", id, ttlSeconds, deadlineMs });
   }
 
   /** Records a lease's new deadline (keep-alive); resolves once durable. */
   leaseRenew(id: bigint, deadlineMs: number): Promise<void> {
-    const lease = this.#leases.get(id);
-    if (lease) lease.deadlineMs = deadlineMs;
+    this.#preamble.renewed(id, deadlineMs);
     return this.#append({ kind: "leaseCheckpoint", id, deadlineMs });
   }
 
   /** Records that a lease is gone; resolves once durable. */
   leaseRevoke(id: bigint): Promise<void> {
-    this.#leases.delete(id);
+    this.#preamble.revoked(id);
     return this.#append({ kind: "leaseRevoke", id });
   }
 
@@ -303,9 +265,9 @@ export class WalJournal {
   }
 
   #fail(error: unknown, inFlight: Waiter[]): void {
-    this.#failed = error instanceof StorageFailedError
+    this.#failed = error instanceof StorageFailedError && error.stopped
       ? error
-      : new StorageFailedError(error);
+      : new StorageFailedError(error, { stopped: true });
     const all = [...inFlight, ...this.#waiters.splice(0)];
     this.#records.length = 0;
     this.#bytes.length = 0;
@@ -368,9 +330,7 @@ export class WalJournal {
           await yieldToEventLoop();
         },
         beforeRename: () => marker,
-        leases: new Map(
-          [...this.#leases].map(([id, lease]) => [id, { ...lease }]),
-        ),
+        leases: this.#preamble.leasesCopy(),
       });
     } finally {
       this.#compactionHeld = false;
@@ -411,6 +371,15 @@ export class WalJournal {
       await fs.remove(`${walDir}/${segments[i]!.name}`);
       removed++;
     }
+    // Bytes a torn-tail cut kept aside (wal_tail.ts) go with their segment:
+    // the snapshots now hold everything before it.
+    const live = new Set(segments.slice(removed).map((s) => s.name));
+    for (const name of await fs.readDir(walDir)) {
+      if (!name.endsWith(TORN_SUFFIX)) continue;
+      if (!live.has(name.slice(0, name.indexOf(".wal.") + 4))) {
+        await fs.remove(`${walDir}/${name}`);
+      }
+    }
     if (removed > 0 && sync) await fs.syncDir(walDir);
   }
 
@@ -427,8 +396,12 @@ export class WalJournal {
     try {
       await this.#snapshotting;
     } catch { /* cancelled */ }
-    // A clean end is recorded only when every batch made it to disk.
-    await this.#o.writer.close(this.#failed === undefined);
-    await this.#o.lock.release();
+    try {
+      // A clean end is recorded only when every batch made it to disk.
+      await this.#o.writer.close(this.#failed === undefined);
+    } finally {
+      // Released even when closing the WAL failed: nothing is written after.
+      await this.#o.lock.release();
+    }
   }
 }

@@ -87,8 +87,8 @@ export async function acquireLock(
   const bytes = new TextEncoder().encode(content);
   const tmp = `${dir}/LOCK.${Deno.pid}.${crypto.randomUUID()}.tmp`;
   let tookOverPid: number | undefined;
-  await fs.writeFile(tmp, bytes, { createNew: true });
   try {
+    await fs.writeFile(tmp, bytes, { createNew: true });
     for (let attempt = 0; attempt < LOCK_ATTEMPTS_MAX; attempt++) {
       try {
         await fs.link(tmp, path);
@@ -124,6 +124,7 @@ export async function acquireLock(
       `revkv: could not take the lock ${path} after ${LOCK_ATTEMPTS_MAX} attempts (other openers racing)`,
     );
   } finally {
-    await fs.remove(tmp);
+    // Best effort: a temp file left here is removed by the next open.
+    await fs.remove(tmp).catch(() => {});
   }
 }

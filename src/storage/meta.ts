@@ -8,6 +8,7 @@
  */
 
 import { crc32c } from "./crc32c.ts";
+import { MetaCorruptionError } from "./errors.ts";
 import type { StorageFs } from "./fs.ts";
 
 /** The identity and term of a data dir. */
@@ -59,9 +60,7 @@ export async function readMeta(
     }
     return meta;
   } catch (error) {
-    throw new Error(
-      `revkv: meta file ${path} is corrupt (${(error as Error).message})`,
-    );
+    throw new MetaCorruptionError(path, 0, (error as Error).message);
   }
 }
 
@@ -80,7 +79,13 @@ export async function writeMeta(
     crc: checksum(meta),
   }) + "\n";
   const tmp = `${dir}/meta.json.tmp`;
-  await fs.writeFile(tmp, new TextEncoder().encode(text));
-  await fs.rename(tmp, `${dir}/meta.json`);
+  try {
+    await fs.writeFile(tmp, new TextEncoder().encode(text));
+    await fs.rename(tmp, `${dir}/meta.json`);
+  } catch (error) {
+    // A full disk must not leave the temp file behind.
+    await fs.remove(tmp).catch(() => {});
+    throw error;
+  }
   if (sync) await fs.syncDir(dir);
 }

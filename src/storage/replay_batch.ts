@@ -23,7 +23,7 @@
  * @module
  */
 
-import { denoFs, type StorageFs } from "./fs.ts";
+import { denoFs, type StorageFs, unwrapFs } from "./fs.ts";
 import type { SnapshotStatus } from "./snapshot.ts";
 import type { RecordedEntrySink, WalRecord } from "./wal_codec.ts";
 
@@ -326,7 +326,7 @@ const WORKER_URL = new URL("./replay_worker.ts", import.meta.url);
  * in-thread).
  */
 export function replayWorkerUsable(fs: StorageFs): boolean {
-  if (fs !== denoFs || typeof Worker !== "function") return false;
+  if (unwrapFs(fs) !== denoFs || typeof Worker !== "function") return false;
   if (WORKER_URL.protocol !== "file:") return false;
   try {
     return Deno.permissions.querySync({

@@ -330,11 +330,21 @@ export async function writeSnapshot(
     fv.setUint32(16, hash, true);
     await emit(TYPE_FOOTER, footer);
     if (options.sync) await file.syncData();
+  } catch (error) {
+    // A failed (or cancelled) snapshot leaves no temp file behind.
+    file.close();
+    await fs.remove(tmp).catch(() => {});
+    throw error;
   } finally {
     file.close();
   }
-  await options.beforeRename?.();
-  await fs.rename(tmp, path);
+  try {
+    await options.beforeRename?.();
+    await fs.rename(tmp, path);
+  } catch (error) {
+    await fs.remove(tmp).catch(() => {});
+    throw error;
+  }
   if (options.sync) await fs.syncDir(dirname(path));
   return {
     hash,

@@ -1,6 +1,6 @@
 /**
- * WAL segments: naming, reading with torn-tail detection, appending with
- * roll-over onto preallocated files, and explicit repair.
+ * WAL segments: naming, the clean-close marker, and reading them back in
+ * order (recovery and explicit repair). Appending is `wal_writer.ts`.
  *
  * A segment is `wal/<seq>-<rev>.wal` (both 16 hex digits): `seq` counts
  * segments, `rev` is the store's revision when the segment was started, so
@@ -9,20 +9,19 @@
  * segment size so that appending never changes the file's size and
  * fdatasync has no metadata to flush.
  *
- * Reading decides between a torn tail and corruption. A frame that fails
- * (bad crc, impossible header, runs past the end) at offset o:
- * - in any segment but the last: corruption → `WalCorruptionError`;
- * - in the last segment, when valid frames follow it: corruption as well (a
- *   follower is found by the next frame chained from o's stored crc, or by a
- *   scan for two consecutive frames that chain, 8 bytes at a time);
- * - else it is the tail of a write that never finished: truncated (zeroed
- *   from o on) and reported. Nothing after it was acknowledged, because
- *   writes are acknowledged only after the fdatasync of their whole batch.
+ * Reading streams each segment's frames while they are valid; where a
+ * segment stops, `wal_tail.ts` decides from the evidence whether that is the
+ * end of the log, a torn write that may be cut (its bytes kept aside first),
+ * or corruption, refused with `WalCorruptionError` naming file, offset and
+ * what was found. That module's header states the rule and why a torn write
+ * cannot look otherwise. `repair` (the deliberate way through) cuts at a
+ * corruption instead of refusing.
  *
  * @module
  */
 
-import type { StorageFile, StorageFs } from "./fs.ts";
+import type { StorageFs } from "./fs.ts";
+import { judgeStop, keepAside, lastNonZero } from "./wal_tail.ts";
 import { FileWindow } from "./file_window.ts";
 import {
   applyReplayBatch,
@@ -35,11 +34,9 @@ import {
 import {
   align8,
   FRAME_HEADER_BYTES,
-  frameBytes,
   hex32,
   readFrame,
   RecordType,
-  type WalEncoder,
   type WalRecord,
 } from "./wal_codec.ts";
 import {
@@ -51,14 +48,6 @@ import {
 /** Default segment size, as etcd's (64 MiB). */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 /**
- * The next segment is prepared (zero-filled and synced, in the background)
- * once the current one is this full: early enough to be ready at the roll,
- * late enough that a fresh or small store does not compete with its own
- * fdatasyncs by writing 64 MiB of zeros (measured: a fresh store's single
- * writer ran at 82% of the disk's rate while that happened).
- */
-const PREPARE_AT_FRACTION = 0.5;
-/**
  * How far past the end of the log (the first zero frame header of the last
  * segment) the bytes must be zero for the end to be clean. Acknowledged
  * frames after a zeroed header would start within one batch of it — a batch
@@ -68,8 +57,6 @@ const PREPARE_AT_FRACTION = 0.5;
  * small store's ~77 ms open).
  */
 export const TAIL_ZERO_CHECK_BYTES = 16 * 1024 * 1024;
-/** Zero-fill chunk while preallocating (bounds memory and each write's time). */
-const PREALLOCATE_CHUNK_BYTES = 1024 * 1024;
 
 /** A segment file found in the wal dir. */
 export interface SegmentName {
@@ -94,10 +81,11 @@ export class WalCorruptionError extends Error {
     readonly reason: string,
   ) {
     super(
-      `revkv: WAL corrupted in ${file} at offset ${offset}: ${reason}; ` +
-        `valid records follow, so this is not a torn write. Restore from a ` +
-        `backup, or call repair(dataDir) to truncate the log at this point ` +
-        `(losing every record after it).`,
+      `revkv: WAL corrupted in ${file} at offset ${offset}: ${reason}. ` +
+        `This cannot be a torn write, so nothing was changed. Restore from ` +
+        `a backup, or call repair(dataDir) to truncate the log at this ` +
+        `point (losing every record after it; the dropped bytes are kept ` +
+        `in wal/*.torn).`,
     );
     this.name = "WalCorruptionError";
   }
@@ -111,6 +99,8 @@ export interface TornTail {
   offset: number;
   /** What was wrong with the frame there. */
   reason: string;
+  /** The file holding the bytes the cut dropped (none when they were zeros). */
+  keptAside?: string;
 }
 
 /** Formats a segment file name. */
@@ -170,6 +160,11 @@ export interface ReadWalOptions {
   repair?: boolean;
   /** Where the last clean close left the log's end (see `CleanEnd`). */
   cleanEnd?: CleanEnd;
+  /**
+   * Revision of the snapshot recovery starts from: the log may not end
+   * below it (its WAL marker was durable; see `wal_tail.ts`, rule 3c).
+   */
+  snapshotRevision?: number;
   /** Called with each segment's progress (bytes done, bytes total). */
   progress?: (done: number, total: number) => void;
   /**
@@ -246,7 +241,14 @@ export interface WalReadResult {
   /** The torn tail truncated, if any. */
   torn: TornTail | undefined;
   /** With `repair`: the corruption that was cut off, and segments removed. */
-  repaired: { file: string; offset: number; removed: string[] } | undefined;
+  repaired:
+    | {
+      file: string;
+      offset: number;
+      removed: string[];
+      keptAside: string | undefined;
+    }
+    | undefined;
   /** Number of records read. */
   records: number;
 }
@@ -267,7 +269,8 @@ export async function readWal(
   let torn: TornTail | undefined;
   let tail: WalTail | undefined;
   let records = 0;
-  let lastRevision = 0;
+  // A segment's writes are all above its start revision.
+  let lastRevision = segments[0]?.startRevision ?? 0;
   let prevSegmentCrc: number | undefined;
   const writes = options.writes;
   const deliver: FrameSink = (bytes, view, type, at, length) => {
@@ -305,6 +308,15 @@ export async function readWal(
     },
     entries: writes.entries,
   };
+  const newest = segments[segments.length - 1];
+  if (options.cleanEnd && options.cleanEnd.segment !== newest?.name) {
+    corrupt(
+      `${walDir}/${options.cleanEnd.segment}`,
+      options.cleanEnd.offset,
+      `the clean-close marker says the log ended here, but the newest ` +
+        `segment is ${newest?.name ?? "missing"}`,
+    );
+  }
   try {
     for (let i = 0; i < segments.length; i++) {
       const segment = segments[i]!;
@@ -338,7 +350,10 @@ export async function readWal(
           deliver,
           options.progress,
         );
-      if (streamed.clean) {
+      if (
+        streamed.clean &&
+        !(isLast && lastRevision < (options.snapshotRevision ?? 0))
+      ) {
         tail = {
           segment,
           offset: streamed.offset,
@@ -348,105 +363,62 @@ export async function readWal(
         prevSegmentCrc = streamed.crc;
         continue;
       }
+      // The stream stopped at a frame it could not accept: read the whole
+      // segment, finish reading it, and judge the stop (wal_tail.ts).
       const bytes = await fs.readFile(path);
       const view = new DataView(
         bytes.buffer,
         bytes.byteOffset,
         bytes.byteLength,
       );
-      let offset = streamed.offset;
-      let crc = streamed.crc;
-      let problem: { offset: number; reason: string } | undefined;
-      let headerOk = streamed.headerDone;
-      if (!headerOk) {
-        // The header: a segment record chained from 0 that names this segment.
-        const head = readFrame(bytes, view, 0, bytes.length, 0);
-        if (head.status !== "ok" || head.type !== RecordType.segment) {
-          problem = {
-            offset: 0,
-            reason: head.status === "bad"
-              ? head.reason
-              : "missing segment header",
-          };
-        } else {
-          checkSegmentHeader(
-            path,
-            segment,
-            prevSegmentCrc,
-            decodeRecord(
-              bytes,
-              view,
-              head.type,
-              head.payloadStart,
-              head.payloadLength,
-            ),
-          );
-          crc = head.crc;
-          offset = head.next;
-          headerOk = true;
+      const stop = readToStop(
+        bytes,
+        view,
+        streamed,
+        path,
+        segment,
+        prevSegmentCrc,
+        deliver,
+        options.progress,
+      );
+      if (stop === "headerless") {
+        if (!isLast || options.cleanEnd !== undefined) {
+          corrupt(path, 0, "missing segment header");
         }
+        // A segment that never got its header: a roll cut short (only
+        // possible without fsync; a roll syncs the header before the name).
+        torn = { file: path, offset: 0, reason: "missing segment header" };
+        await fs.remove(path);
+        break;
       }
-      if (headerOk) {
-        for (;;) {
-          const frame = readFrame(bytes, view, offset, bytes.length, crc);
-          if (frame.status === "end") {
-            // Zeros here; valid frames after them would mean lost data.
-            if (isLast && validFramesAfter(bytes, view, offset, undefined)) {
-              problem = { offset, reason: "zeroed frame header" };
-            }
-            break;
-          }
-          if (frame.status === "bad") {
-            problem = { offset, reason: frame.reason };
-            if (
-              isLast && !frame.pastEnd &&
-              !validFramesAfter(bytes, view, offset, frame.storedCrc)
-            ) {
-              // The last frame of the log, torn.
-              torn = { file: path, offset, reason: frame.reason };
-              problem = undefined;
-              await zeroFrom(fs, path, offset, bytes);
-            } else if (isLast && frame.pastEnd) {
-              torn = { file: path, offset, reason: frame.reason };
-              problem = undefined;
-              await zeroFrom(fs, path, offset, bytes);
-            }
-            break;
-          }
-          deliver(
-            bytes,
-            view,
-            frame.type,
-            frame.payloadStart,
-            frame.payloadLength,
-          );
-          crc = frame.crc;
-          offset = frame.next;
-          if ((records & 0xfff) === 0) options.progress?.(offset, bytes.length);
-        }
-      }
-      if (problem !== undefined) {
-        if (isLast && problem.offset === 0 && bytes.every((b) => b === 0)) {
-          // A segment that never got its header: a roll cut short.
-          torn = { file: path, offset: 0, reason: problem.reason };
-          await fs.remove(path);
-          break;
-        }
-        if (!options.repair) {
-          throw new WalCorruptionError(path, problem.offset, problem.reason);
-        }
-        await zeroFrom(fs, path, problem.offset, bytes);
-        const removed: string[] = [];
-        for (const later of segments.slice(i + 1)) {
-          await fs.remove(`${walDir}/${later.name}`);
-          removed.push(later.name);
-        }
-        await fs.syncDir(walDir);
-        tail = { segment, offset: problem.offset, crc, lastRevision };
+      const { offset, crc, badFrame } = stop;
+      const verdict = judgeStop({
+        path,
+        bytes,
+        view,
+        offset,
+        crc,
+        badFrame,
+        isLast,
+        cleanEnd: options.cleanEnd,
+        lastRevision,
+        snapshotRevision: options.snapshotRevision ?? 0,
+      });
+      if (verdict.kind === "torn") {
+        torn = await cutTornTail(fs, path, bytes, offset, verdict);
+      } else if (verdict.kind === "corrupt") {
+        if (!options.repair) corrupt(path, offset, verdict.reason);
         return {
-          tail,
+          tail: { segment, offset, crc, lastRevision },
           torn,
-          repaired: { file: path, offset: problem.offset, removed },
+          repaired: await cutForRepair(
+            fs,
+            walDir,
+            path,
+            bytes,
+            offset,
+            segments.slice(i + 1),
+          ),
           records,
         };
       }
@@ -457,6 +429,78 @@ export async function readWal(
     if (slot !== options.workerSlot) slot.close();
   }
   return { tail, torn, repaired: undefined, records };
+}
+
+/** Where reading a whole segment in memory stopped (see `readToStop`). */
+interface SegmentStop {
+  /** Offset of the first frame not accepted. */
+  offset: number;
+  /** crc of the last frame accepted. */
+  crc: number;
+  /** What was wrong there; undefined for a zero header. */
+  badFrame: { reason: string; storedCrc: number } | undefined;
+}
+
+/**
+ * Reads the rest of a segment held in memory, from where streaming
+ * stopped: its header first if not yet checked, then frames, delivering
+ * each, up to the first it cannot accept. `"headerless"` for a segment that
+ * is all zeros (no header at all).
+ * @throws WalCorruptionError for a bad header.
+ */
+function readToStop(
+  bytes: Uint8Array,
+  view: DataView,
+  streamed: Streamed,
+  path: string,
+  segment: SegmentName,
+  prevSegmentCrc: number | undefined,
+  deliver: FrameSink,
+  progress: ((done: number, total: number) => void) | undefined,
+): SegmentStop | "headerless" {
+  let offset = streamed.offset;
+  let crc = streamed.crc;
+  if (!streamed.headerDone) {
+    // The header: a segment record chained from 0 that names this segment.
+    const head = readFrame(bytes, view, 0, bytes.length, 0);
+    if (head.status !== "ok" || head.type !== RecordType.segment) {
+      if (lastNonZero(bytes, 0) === 0) return "headerless";
+      corrupt(
+        path,
+        0,
+        head.status === "bad" ? head.reason : "missing segment header",
+      );
+    }
+    checkSegmentHeader(
+      path,
+      segment,
+      prevSegmentCrc,
+      decodeRecord(
+        bytes,
+        view,
+        head.type,
+        head.payloadStart,
+        head.payloadLength,
+      ),
+    );
+    crc = head.crc;
+    offset = head.next;
+  }
+  for (let frames = 1;; frames++) {
+    const frame = readFrame(bytes, view, offset, bytes.length, crc);
+    if (frame.status === "end") return { offset, crc, badFrame: undefined };
+    if (frame.status === "bad") {
+      return {
+        offset,
+        crc,
+        badFrame: { reason: frame.reason, storedCrc: frame.storedCrc },
+      };
+    }
+    deliver(bytes, view, frame.type, frame.payloadStart, frame.payloadLength);
+    crc = frame.crc;
+    offset = frame.next;
+    if ((frames & 0xfff) === 0) progress?.(offset, bytes.length);
+  }
 }
 
 /**
@@ -564,10 +608,14 @@ export async function streamSegment(
         headerDone ? crc : 0,
       );
       if (frame.status === "end") {
+        // With a clean-close marker the log must end exactly there (else
+        // `judgeStop` refuses the contradiction); without one, the bytes
+        // after the end must be zeros.
         const clean = headerDone &&
           (!isLast ||
-            (cleanEnd?.offset === offset && cleanEnd.crc === crc) ||
-            await window.zerosFrom(offset, TAIL_ZERO_CHECK_BYTES));
+            (cleanEnd !== undefined
+              ? cleanEnd.offset === offset && cleanEnd.crc === crc
+              : await window.zerosFrom(offset, TAIL_ZERO_CHECK_BYTES)));
         return { headerDone, clean, offset, crc };
       }
       if (frame.status === "bad") break;
@@ -607,46 +655,56 @@ export async function streamSegment(
 }
 
 /**
- * Whether valid frames follow a bad frame at `offset`: the frame right after
- * it (chained from its stored crc, when its length is plausible), or any two
- * consecutive frames that chain, at an 8-byte aligned offset.
+ * Cuts a torn tail at `offset`: its bytes are copied aside first
+ * (`keepAside`), then zeroed on disk.
  */
-function validFramesAfter(
+async function cutTornTail(
+  fs: StorageFs,
+  path: string,
   bytes: Uint8Array,
-  view: DataView,
   offset: number,
-  storedCrc: number | undefined,
-): boolean {
-  const end = bytes.length;
-  let first = -1;
-  for (let i = offset; i < end; i++) {
-    if (bytes[i] !== 0) {
-      first = i;
-      break;
-    }
+  verdict: { reason: string; droppedEnd: number },
+): Promise<TornTail> {
+  const keptAside = await keepAside(
+    fs,
+    path,
+    bytes,
+    offset,
+    verdict.droppedEnd,
+  );
+  await zeroFrom(fs, path, offset, bytes);
+  return { file: path, offset, reason: verdict.reason, keptAside };
+}
+
+/**
+ * `repair`: cuts the log at a corruption (the bytes kept aside, then
+ * zeroed) and removes every later segment.
+ */
+async function cutForRepair(
+  fs: StorageFs,
+  walDir: string,
+  path: string,
+  bytes: Uint8Array,
+  offset: number,
+  later: readonly SegmentName[],
+): Promise<NonNullable<WalReadResult["repaired"]>> {
+  const end = lastNonZero(bytes, offset);
+  const keptAside = end > offset
+    ? await keepAside(fs, path, bytes, offset, end)
+    : undefined;
+  await zeroFrom(fs, path, offset, bytes);
+  const removed: string[] = [];
+  for (const segment of later) {
+    await fs.remove(`${walDir}/${segment.name}`);
+    removed.push(segment.name);
   }
-  if (first < 0) return false;
-  if (storedCrc !== undefined) {
-    const length = view.getUint32(offset, true);
-    const next = offset + align8(FRAME_HEADER_BYTES + length);
-    if (length < end && next + FRAME_HEADER_BYTES <= end) {
-      if (readFrame(bytes, view, next, end, storedCrc).status === "ok") {
-        return true;
-      }
-    }
-  }
-  for (let p = align8(offset + 1); p + FRAME_HEADER_BYTES <= end; p += 8) {
-    const type = bytes[p + 4]!;
-    if (type === 0 || bytes[p + 5] !== 0 || bytes[p + 6] !== 0) continue;
-    if (bytes[p + 7] !== 0) continue;
-    const length = view.getUint32(p, true);
-    if (p + FRAME_HEADER_BYTES + length > end) continue;
-    const next = p + align8(FRAME_HEADER_BYTES + length);
-    if (next + FRAME_HEADER_BYTES > end) continue;
-    const crcAtP = view.getUint32(p + 8, true);
-    if (readFrame(bytes, view, next, end, crcAtP).status === "ok") return true;
-  }
-  return false;
+  await fs.syncDir(walDir);
+  return { file: path, offset, removed, keptAside };
+}
+
+/** Throws the `WalCorruptionError` for `file` at `offset`. */
+function corrupt(file: string, offset: number, reason: string): never {
+  throw new WalCorruptionError(file, offset, reason);
 }
 
 /** Zeroes a segment from `offset` to its last nonzero byte, and syncs. */
@@ -665,239 +723,6 @@ async function zeroFrom(
     await file.syncData();
   } finally {
     file.close();
-  }
-}
-
-/** Options of the WAL writer. */
-export interface WalWriterOptions {
-  /** Segment size in bytes. */
-  segmentBytes: number;
-  /** fdatasync each batch (false = `durability: "none"`). */
-  sync: boolean;
-  /** Frame encoder. */
-  encoder: WalEncoder;
-  /**
-   * Records written right after each new segment's header (metadata and the
-   * compaction revision), so that a segment never needs older ones for them.
-   */
-  preamble?: () => WalRecord[];
-}
-
-/**
- * Appends batches to the newest segment, rolling onto a fresh preallocated
- * segment when a batch does not fit. One `append` = one write + one
- * fdatasync (plus, on a roll, the new segment's header and a dir sync).
- */
-export class WalWriter {
-  #file: StorageFile;
-  #segment: SegmentName;
-  #offset: number;
-  #crc: number;
-  #lastRevision: number;
-  #next: Promise<StorageFile> | undefined;
-  #nextPath: string;
-  /** Bytes of the header and preamble of the current segment. */
-  #headerBytes = 0;
-  /** Number of fdatasync calls (for the benchmark's fsyncs per write). */
-  syncCount = 0;
-
-  private constructor(
-    readonly fs: StorageFs,
-    readonly walDir: string,
-    readonly options: WalWriterOptions,
-    file: StorageFile,
-    segment: SegmentName,
-    offset: number,
-    crc: number,
-    lastRevision: number,
-  ) {
-    this.#file = file;
-    this.#segment = segment;
-    this.#offset = offset;
-    this.#crc = crc;
-    this.#lastRevision = lastRevision;
-    this.#nextPath = `${walDir}/next.tmp`;
-    this.#headerBytes = 0;
-  }
-
-  /** Continues the log after `tail`, or starts it when there is none. */
-  static async open(
-    fs: StorageFs,
-    walDir: string,
-    tail: WalTail | undefined,
-    startRevision: number,
-    options: WalWriterOptions,
-  ): Promise<WalWriter> {
-    await fs.remove(`${walDir}/next.tmp`);
-    if (tail === undefined) {
-      const writer = new WalWriter(
-        fs,
-        walDir,
-        options,
-        undefined as unknown as StorageFile,
-        { seq: -1, startRevision, name: "" },
-        0,
-        0,
-        startRevision,
-      );
-      await writer.#roll(startRevision);
-      return writer;
-    }
-    const file = await fs.open(`${walDir}/${tail.segment.name}`, {
-      write: true,
-    });
-    return new WalWriter(
-      fs,
-      walDir,
-      options,
-      file,
-      tail.segment,
-      tail.offset,
-      tail.crc,
-      Math.max(tail.lastRevision, startRevision),
-    );
-  }
-
-  /** The current segment. */
-  get segment(): SegmentName {
-    return this.#segment;
-  }
-
-  /** Append offset in the current segment. */
-  get offset(): number {
-    return this.#offset;
-  }
-
-  /**
-   * Encodes `records` (one boundary call for the whole batch), writes them
-   * with one write and makes them durable with one fdatasync.
-   */
-  async append(records: readonly WalRecord[]): Promise<void> {
-    let total = 0;
-    let lastRevision = this.#lastRevision;
-    for (const record of records) {
-      total += frameBytes(record);
-      if (record.kind === "write") lastRevision = record.revision;
-    }
-    if (
-      this.#offset + total > this.options.segmentBytes &&
-      this.#offset > this.#headerBytes
-    ) {
-      await this.#roll(this.#lastRevision);
-    }
-    const { bytes, crc } = this.options.encoder.encode(records, this.#crc);
-    // Assert before writing: the encoder produced what the sizes promised.
-    if (bytes.length !== total) {
-      throw new Error(
-        `wal: encoder produced ${bytes.length} bytes for a batch of ${total}`,
-      );
-    }
-    await this.#file.writeAt(this.#offset, bytes);
-    if (this.options.sync) {
-      await this.#file.syncData();
-      this.syncCount++;
-    }
-    this.#offset += total;
-    this.#crc = crc;
-    this.#lastRevision = lastRevision;
-    if (
-      this.#next === undefined &&
-      this.#offset >= this.options.segmentBytes * PREPARE_AT_FRACTION
-    ) {
-      // Prepare the next segment in the background, off the write path.
-      const next = this.#prepare();
-      next.catch(() => {}); // a failure surfaces at the next roll
-      this.#next = next;
-    }
-  }
-
-  /**
-   * Closes the current segment and any prepared one. With `clean`, records
-   * where the log ends (`CleanEnd`) for a fast next open: only after the
-   * last batch was synced, so the marker never names unsynced bytes.
-   */
-  async close(clean = false): Promise<void> {
-    this.#file?.close();
-    if (clean && this.#segment.name !== "") {
-      const marker: CleanEnd = {
-        segment: this.#segment.name,
-        offset: this.#offset,
-        crc: this.#crc,
-      };
-      const tmp = `${this.walDir}/${CLEAN_END_FILE}.tmp`;
-      try {
-        await this.fs.writeFile(
-          tmp,
-          new TextEncoder().encode(JSON.stringify(marker)),
-        );
-        await this.fs.rename(tmp, `${this.walDir}/${CLEAN_END_FILE}`);
-      } catch {
-        // Best effort: without the marker the next open scans the tail.
-        await this.fs.remove(tmp).catch(() => {});
-      }
-    }
-    const next = this.#next;
-    this.#next = undefined;
-    if (next) {
-      try {
-        (await next).close();
-      } catch { /* preparing failed; nothing to close */ }
-      await this.fs.remove(this.#nextPath);
-    }
-  }
-
-  /**
-   * Starts segment seq+1 at `startRevision`. Ordering for crash safety:
-   * the prepared file gets its header and is synced before it is renamed to
-   * its segment name, and the directory is synced after, so a segment name
-   * on disk always has a durable header.
-   */
-  async #roll(startRevision: number): Promise<void> {
-    const seq = this.#segment.seq + 1;
-    const file = await (this.#next ?? this.#prepare());
-    this.#next = undefined;
-    const name = segmentName(seq, startRevision);
-    const { bytes, crc } = this.options.encoder.encode([{
-      kind: "segment",
-      seq,
-      startRevision,
-      prevCrc: this.#crc,
-    }, ...(this.options.preamble?.() ?? [])], 0);
-    await file.writeAt(0, bytes);
-    if (this.options.sync) await file.syncData();
-    await this.fs.rename(this.#nextPath, `${this.walDir}/${name}`);
-    if (this.options.sync) await this.fs.syncDir(this.walDir);
-    this.#file?.close();
-    this.#file = file;
-    this.#segment = { seq, startRevision, name };
-    this.#offset = bytes.length;
-    this.#headerBytes = bytes.length;
-    this.#crc = crc;
-  }
-
-  /** Creates `next.tmp` zero-filled to the segment size (sparse without sync). */
-  async #prepare(): Promise<StorageFile> {
-    await this.fs.remove(this.#nextPath);
-    const file = await this.fs.open(this.#nextPath, { createNew: true });
-    try {
-      const size = this.options.segmentBytes;
-      if (!this.options.sync) {
-        await file.truncate(size);
-        return file;
-      }
-      const zeros = new Uint8Array(Math.min(PREALLOCATE_CHUNK_BYTES, size));
-      for (let at = 0; at < size; at += zeros.length) {
-        await file.writeAt(
-          at,
-          zeros.subarray(0, Math.min(zeros.length, size - at)),
-        );
-      }
-      await file.syncData();
-      return file;
-    } catch (error) {
-      file.close();
-      throw error;
-    }
   }
 }
 
