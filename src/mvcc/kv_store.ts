@@ -163,6 +163,23 @@ export class MvccStore {
   }
 
   /**
+   * `forEachVisible` without a `VisibleKey` object per key: `visit` gets the
+   * key bytes and the visible entry (engine-owned: read, do not keep or
+   * change them). `visit` returns false to stop.
+   */
+  forEachVisibleEntry(
+    bounds: KeyBounds,
+    atRev: number,
+    visit: (key: Uint8Array, entry: RevisionEntry) => boolean | void,
+    reverse = false,
+  ): void {
+    this.forEachKeyIndex(bounds, (index) => {
+      const entry = index.get(atRev);
+      if (entry) return visit(index.key, entry);
+    }, reverse);
+  }
+
+  /**
    * Calls `visit` for every key in `bounds` the tree holds (deleted keys
    * included, as watch history needs them), in key order (or reverse key
    * order), a page of handles at a time; `visit` returns false to stop.
