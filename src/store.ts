@@ -32,7 +32,15 @@ import {
   type WriteTxn,
 } from "./mvcc/kv_store.ts";
 import { ByteSlab, ScratchEncoder } from "./mvcc/byte_slab.ts";
-import { rangeKeys, toKeyValue } from "./mvcc/range.ts";
+import type { RevisionEntry } from "./mvcc/key_index.ts";
+import {
+  copyKeyValues,
+  rangeKeys,
+  type RangeSummary,
+  type StoredKeyValue,
+  toKeyValue,
+  visitRange,
+} from "./mvcc/range.ts";
 import { CompactedError, errors } from "./mvcc/errors.ts";
 import { resolveBounds } from "./mvcc/key_bounds.ts";
 import {
@@ -314,6 +322,37 @@ export class Store {
   }
 
   /**
+   * @ignore For encoders (the gRPC server), not part of the public API:
+   * `get` without `KeyValue` objects. Calls `visit` once per key of the
+   * answer, in answer order, with every option of etcd's RangeRequest
+   * applied (revision, limit, sort, keysOnly, countOnly, min/max mod and
+   * create revisions), then returns the header, `more` and `count`; nothing
+   * is visited with `countOnly`. Throws as `get` does, before visiting.
+   *
+   * Lifetime: `visit` gets one `StoredKeyValue` object, reused for every
+   * key, whose `key` and `value` are views of the store's own bytes. They
+   * are valid only during that `visit` call: encode or copy them there,
+   * never keep them, never write into them. `visit` must not call into the
+   * store.
+   */
+  visitRange(
+    key: Bytes,
+    options: RangeOptions,
+    visit: (kv: StoredKeyValue) => void,
+  ): RangeSummary & { header: ResponseHeader } {
+    this.#assertOpen();
+    const header = this.header();
+    const summary = visitRange(
+      this.#mvcc,
+      resolveBounds(key, options),
+      options,
+      this.#committedRevision,
+      visit,
+    );
+    return { header, more: summary.more, count: summary.count };
+  }
+
+  /**
    * Iterates over a range of any size at one revision, a page at a time, so
    * that memory stays bounded however many keys match.
    *
@@ -347,15 +386,21 @@ export class Store {
       if (atRev < this.#mvcc.compactRevision) {
         throw new CompactedError(this.#mvcc.compactRevision);
       }
-      const page: KeyValue[] = [];
+      const keys: Uint8Array[] = [];
+      const entries: RevisionEntry[] = [];
       // The position comes from the engine's own key bytes: the yielded
       // copies belong to the caller, who may change them.
       let last: Uint8Array | undefined;
-      this.#mvcc.forEachVisible(cursor, atRev, ({ index, entry }) => {
-        page.push(toKeyValue(index.key, entry, keysOnly));
-        last = index.key;
-        return page.length < pageKeys;
+      this.#mvcc.forEachVisibleEntry(cursor, atRev, (key, entry) => {
+        keys.push(key);
+        entries.push(entry);
+        last = key;
+        return keys.length < pageKeys;
       }, reverse);
+      // One copy per page (see copyKeyValues), made before yielding.
+      const page = keys.length === 0
+        ? []
+        : copyKeyValues(keys, entries, keysOnly);
       for (const kv of page) yield kv;
       if (page.length < pageKeys || cursor.end === undefined) return;
       if (last === undefined) return;

@@ -11,7 +11,8 @@
  *
  * Ownership: a view handed out by a slab is owned by whoever asked for it
  * and never written again by the slab (the slab only appends). The stored
- * bytes are never exposed to users: reads copy them (`toKeyValue`).
+ * bytes are never exposed to users: reads copy them (`copyKeyValues` in
+ * range.ts), or lend them for one call (`visitRange`).
  *
  * Cost: a slab stays alive while any of its views does, so after heavy
  * overwrites and compaction up to `SLAB_BYTES` can be held per surviving

@@ -107,7 +107,7 @@ export function rangeKeys(
 }
 
 /**
- * @internal Answers a range over `bounds` with every option of etcd's
+ * Answers a range over `bounds` with every option of etcd's
  * RangeRequest (revision, limit, sort, keysOnly, countOnly, min/max
  * mod/create revisions) without building `KeyValue`s: calls `visit` once per
  * key of the answer, in answer order, with the stored bytes (see
