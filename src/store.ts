@@ -95,6 +95,9 @@ export const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
 const REQUEST_OVERHEAD_BYTES = 32;
 /** Retry delay of a compaction step while a snapshot holds compaction. */
 const COMPACTION_HELD_RETRY_MS = 5;
+/** The options of a call given none: one shared object, not one per call
+ * (the read and put paths count allocations). */
+const NO_OPTIONS: Readonly<Record<string, never>> = Object.freeze({});
 /** Default number of keys per page of `scan`. */
 export const DEFAULT_SCAN_PAGE_KEYS = 256;
 
@@ -188,6 +191,10 @@ export interface ScanOptions extends KeySelector {
 export class Store {
   readonly #mvcc: MvccStore;
   readonly #keyScratch = new ScratchEncoder();
+  /** Read keys live only during the read: encoded into a reused buffer. */
+  readonly #readKeyScratch = new ScratchEncoder();
+  readonly #encodeReadKey = (key: Bytes): Uint8Array =>
+    typeof key === "string" ? this.#readKeyScratch.encode(key) : key;
   readonly #valueSlab = new ByteSlab();
   readonly #maxRequestBytes: number;
   readonly #quotaBackendBytes: number;
@@ -300,7 +307,7 @@ export class Store {
    * await db.close();
    * ```
    */
-  get(key: Bytes, options: RangeOptions = {}): Promise<RangeResponse> {
+  get(key: Bytes, options: RangeOptions = NO_OPTIONS): Promise<RangeResponse> {
     try {
       return Promise.resolve(this.getSync(key, options));
     } catch (error) {
@@ -309,9 +316,9 @@ export class Store {
   }
 
   /** `get`, answered synchronously (reads never wait for the writer). */
-  getSync(key: Bytes, options: RangeOptions = {}): RangeResponse {
+  getSync(key: Bytes, options: RangeOptions = NO_OPTIONS): RangeResponse {
     this.#assertOpen();
-    const bounds = resolveBounds(key, options);
+    const bounds = resolveBounds(key, options, this.#encodeReadKey);
     const result = rangeKeys(
       this.#mvcc,
       bounds,
@@ -344,7 +351,7 @@ export class Store {
     const header = this.header();
     const summary = visitRange(
       this.#mvcc,
-      resolveBounds(key, options),
+      resolveBounds(key, options, this.#encodeReadKey),
       options,
       this.#committedRevision,
       visit,
@@ -430,7 +437,7 @@ export class Store {
   put(
     key: Bytes,
     value: Bytes,
-    options: PutOptions = {},
+    options: PutOptions = NO_OPTIONS,
   ): Promise<PutResponse> {
     return this.#write((txn) => {
       const change = this.applyPut(txn, key, value, options);
