@@ -18,6 +18,9 @@
  *   limit })`; Deno KV: `list({ start, end }, { limit })` collected),
  * - the same range keys-only (Deno KV has no keys-only: the same `list`),
  * - the count of the range (Deno KV has no count: the same `list`, counted),
+ * - the range through `Store.visitRange`, the engine's read for encoders,
+ *   which lends the stored bytes instead of building `KeyValue`s (Deno KV:
+ *   the same `list`),
  * - durable puts with 64 writers, with the process's CPU time per put
  *   (user + system, from `process.cpuUsage`).
  *
@@ -80,9 +83,11 @@ interface Reader {
   range(group: number): Promise<number>;
   keysOnly(group: number): Promise<number>;
   count(group: number): Promise<number>;
+  visit(group: number): Promise<number>;
 }
 
-type Op = "get" | "range" | "keysOnly" | "count";
+type Op = "get" | "range" | "keysOnly" | "count" | "visit";
+const OPS: Op[] = ["get", "range", "keysOnly", "count", "visit"];
 
 function revkvReader(db: Store): Reader {
   return {
@@ -99,6 +104,14 @@ function revkvReader(db: Store): Reader {
       })).kvs.length,
     count: async (g) =>
       (await db.get(prefixOf(g), { prefix: true, countOnly: true })).count,
+    visit: (g) => {
+      // What the gRPC server will do: read the stored bytes in place.
+      let n = 0;
+      db.visitRange(prefixOf(g), { prefix: true, limit: RANGE_KEYS }, (kv) => {
+        n += kv.value.length > 0 ? 1 : 0;
+      });
+      return Promise.resolve(n);
+    },
   };
 }
 
@@ -118,6 +131,7 @@ function denoKvReader(kv: Deno.Kv): Reader {
     range: list,
     keysOnly: list,
     count: list,
+    visit: list,
   };
 }
 
@@ -235,7 +249,7 @@ async function main(): Promise<void> {
 
     const readers = [revkvReader(db), denoKvReader(kv)];
     // Warm both up (JIT tiers, caches), then measure.
-    for (const op of ["get", "range", "keysOnly", "count"] as const) {
+    for (const op of OPS) {
       for (const reader of readers) {
         await timed(reader, op, 8, 200, () => Math.floor(Math.random() * 100));
       }
@@ -245,10 +259,11 @@ async function main(): Promise<void> {
       range: `${RANGE_KEYS}-key prefix range with values`,
       keysOnly: `${RANGE_KEYS}-key prefix range, keys only`,
       count: `count of a ${RANGE_KEYS}-key prefix`,
+      visit: `${RANGE_KEYS}-key range, engine visitor (revkv visitRange)`,
     };
     const rows: string[] = [];
     for (const inFlight of [1, 64]) {
-      for (const op of ["get", "range", "keysOnly", "count"] as const) {
+      for (const op of OPS) {
         const [revkv, denoKv] = await measure(readers, op, inFlight);
         const row = `| ${names[op]} | ${inFlight} | ${fmt(revkv!, 2)} | ${
           fmt(denoKv!, 1)
