@@ -191,6 +191,19 @@ Deno.test("a held KeyValue of a cold key never changes (engine level)", () => {
       ).kvs,
     ),
   );
+  // A cold key is visible from its revision on (key i was put at i + 2).
+  const atRev = 12;
+  const early = rangeKeys(mvcc, all, { revision: atRev }, mvcc.currentRevision);
+  assert.equal(early.count, atRev - 1);
+  assert.deepEqual(
+    early.kvs.map((kv) => kv.keyText),
+    Array.from({ length: atRev - 1 }, (_, i) => keyOf(i)),
+  );
+  assert.equal(
+    rangeKeys(mvcc, all, { revision: atRev, countOnly: true }, atRev + 5).count,
+    atRev - 1,
+  );
+  assert.equal(mvcc.coldKeyCount, KEYS, "reads leave cold keys cold");
   // Restore copies out of its buffer: scribbling over it changes nothing.
   chunk.fill(0x21);
   assertUnchanged(held, "after the restore buffer changed");

@@ -184,16 +184,18 @@ function selectRange(
     ? Infinity
     : limit + 1;
 
-  let count = 0;
   let keys: Uint8Array[] = [];
   let entries: RevisionEntry[] = [];
-  store.forEachVisibleEntry(bounds, atRev, (key, entry) => {
-    count++;
-    if (keys.length < fetchMax) {
+  const count = store.forEachVisibleEntry(
+    bounds,
+    atRev,
+    (key, entry) => {
       keys.push(key);
       entries.push(entry);
-    }
-  });
+    },
+    false,
+    fetchMax,
+  );
   if (options.countOnly) return { keys: [], entries: [], more: false, count };
 
   // Results come in key order; etcd sorts ascending by default only when the
