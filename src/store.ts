@@ -32,7 +32,15 @@ import {
   type WriteTxn,
 } from "./mvcc/kv_store.ts";
 import { ByteSlab, ScratchEncoder } from "./mvcc/byte_slab.ts";
-import { rangeKeys, toKeyValue } from "./mvcc/range.ts";
+import type { RevisionEntry } from "./mvcc/key_index.ts";
+import {
+  copyKeyValues,
+  rangeKeys,
+  type RangeSummary,
+  type StoredKeyValue,
+  toKeyValue,
+  visitRange,
+} from "./mvcc/range.ts";
 import { CompactedError, errors } from "./mvcc/errors.ts";
 import { resolveBounds } from "./mvcc/key_bounds.ts";
 import {
@@ -87,6 +95,9 @@ export const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
 const REQUEST_OVERHEAD_BYTES = 32;
 /** Retry delay of a compaction step while a snapshot holds compaction. */
 const COMPACTION_HELD_RETRY_MS = 5;
+/** The options of a call given none: one shared object, not one per call
+ * (the read and put paths count allocations). */
+const NO_OPTIONS: Readonly<Record<string, never>> = Object.freeze({});
 /** Default number of keys per page of `scan`. */
 export const DEFAULT_SCAN_PAGE_KEYS = 256;
 /**
@@ -206,6 +217,10 @@ export interface ScanOptions extends KeySelector {
 export class Store {
   readonly #mvcc: MvccStore;
   readonly #keyScratch = new ScratchEncoder();
+  /** Read keys live only during the read: encoded into a reused buffer. */
+  readonly #readKeyScratch = new ScratchEncoder();
+  readonly #encodeReadKey = (key: Bytes): Uint8Array =>
+    typeof key === "string" ? this.#readKeyScratch.encode(key) : key;
   readonly #valueSlab = new ByteSlab();
   readonly #maxRequestBytes: number;
   readonly #quotaBackendBytes: number;
@@ -330,7 +345,7 @@ export class Store {
    * await db.close();
    * ```
    */
-  get(key: Bytes, options: RangeOptions = {}): Promise<RangeResponse> {
+  get(key: Bytes, options: RangeOptions = NO_OPTIONS): Promise<RangeResponse> {
     try {
       return Promise.resolve(this.getSync(key, options));
     } catch (error) {
@@ -339,9 +354,9 @@ export class Store {
   }
 
   /** `get`, answered synchronously (reads never wait for the writer). */
-  getSync(key: Bytes, options: RangeOptions = {}): RangeResponse {
+  getSync(key: Bytes, options: RangeOptions = NO_OPTIONS): RangeResponse {
     this.#assertReadable();
-    const bounds = resolveBounds(key, options);
+    const bounds = resolveBounds(key, options, this.#encodeReadKey);
     const result = rangeKeys(
       this.#mvcc,
       bounds,
@@ -349,6 +364,37 @@ export class Store {
       this.#committedRevision,
     );
     return { header: this.header(), ...result };
+  }
+
+  /**
+   * @ignore For encoders (the gRPC server), not part of the public API:
+   * `get` without `KeyValue` objects. Calls `visit` once per key of the
+   * answer, in answer order, with every option of etcd's RangeRequest
+   * applied (revision, limit, sort, keysOnly, countOnly, min/max mod and
+   * create revisions), then returns the header, `more` and `count`; nothing
+   * is visited with `countOnly`. Throws as `get` does, before visiting.
+   *
+   * Lifetime: `visit` gets one `StoredKeyValue` object, reused for every
+   * key, whose `key` and `value` are views of the store's own bytes. They
+   * are valid only during that `visit` call: encode or copy them there,
+   * never keep them, never write into them. `visit` must not call into the
+   * store.
+   */
+  visitRange(
+    key: Bytes,
+    options: RangeOptions,
+    visit: (kv: StoredKeyValue) => void,
+  ): RangeSummary & { header: ResponseHeader } {
+    this.#assertReadable();
+    const header = this.header();
+    const summary = visitRange(
+      this.#mvcc,
+      resolveBounds(key, options, this.#encodeReadKey),
+      options,
+      this.#committedRevision,
+      visit,
+    );
+    return { header, more: summary.more, count: summary.count };
   }
 
   /**
@@ -385,15 +431,21 @@ export class Store {
       if (atRev < this.#mvcc.compactRevision) {
         throw new CompactedError(this.#mvcc.compactRevision);
       }
-      const page: KeyValue[] = [];
+      const keys: Uint8Array[] = [];
+      const entries: RevisionEntry[] = [];
       // The position comes from the engine's own key bytes: the yielded
       // copies belong to the caller, who may change them.
       let last: Uint8Array | undefined;
-      this.#mvcc.forEachVisible(cursor, atRev, ({ index, entry }) => {
-        page.push(toKeyValue(index.key, entry, keysOnly));
-        last = index.key;
-        return page.length < pageKeys;
+      this.#mvcc.forEachVisibleEntry(cursor, atRev, (key, entry) => {
+        keys.push(key);
+        entries.push(entry);
+        last = key;
+        return keys.length < pageKeys;
       }, reverse);
+      // One copy per page (see copyKeyValues), made before yielding.
+      const page = keys.length === 0
+        ? []
+        : copyKeyValues(keys, entries, keysOnly);
       for (const kv of page) yield kv;
       if (page.length < pageKeys || cursor.end === undefined) return;
       if (last === undefined) return;
@@ -423,7 +475,7 @@ export class Store {
   put(
     key: Bytes,
     value: Bytes,
-    options: PutOptions = {},
+    options: PutOptions = NO_OPTIONS,
   ): Promise<PutResponse> {
     return this.#write((txn) => {
       const change = this.applyPut(txn, key, value, options);

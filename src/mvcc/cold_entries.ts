@@ -33,7 +33,7 @@
  */
 
 import { ByteSlab } from "./byte_slab.ts";
-import { KeyIndex } from "./key_index.ts";
+import { KeyIndex, type RevisionEntry } from "./key_index.ts";
 
 /** Bytes of one shared chunk of cold keys and values. */
 export const COLD_CHUNK_BYTES = 64 * 1024;
@@ -281,6 +281,36 @@ export class ColdEntries {
       at,
       at + block[f + KEY_LENGTH]!,
     );
+  }
+
+  /** The main revision of a cold handle's put. */
+  main(handle: number): number {
+    return this.#blocks[handle >>> BLOCK_SHIFT]![
+      (handle & BLOCK_MASK) * FIELDS + MAIN
+    ]!;
+  }
+
+  /**
+   * The cold handle's put as a throw-away entry over a view of its chunk:
+   * for readers that only look (no `KeyIndex`, unlike `peek`).
+   */
+  entry(handle: number): RevisionEntry {
+    const block = this.#blocks[handle >>> BLOCK_SHIFT]!;
+    const f = (handle & BLOCK_MASK) * FIELDS;
+    const chunk = this.#chunks[block[f + CHUNK]!]!;
+    const valueAt = block[f + OFFSET]! + block[f + KEY_LENGTH]!;
+    return {
+      main: block[f + MAIN]!,
+      sub: block[f + SUB]!,
+      createRevision: block[f + CREATE]!,
+      version: block[f + VERSION]!,
+      value: new Uint8Array(
+        chunk.buffer,
+        chunk.byteOffset + valueAt,
+        block[f + VALUE_LENGTH]!,
+      ),
+      lease: this.#leases.size === 0 ? 0n : this.#leases.get(handle) ?? 0n,
+    };
   }
 
   /** A throw-away `KeyIndex` equal to the cold key's (see the module comment). */

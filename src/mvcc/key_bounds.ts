@@ -27,7 +27,9 @@ export function prefixEnd(key: Uint8Array): Uint8Array {
 }
 
 /**
- * Resolves a request's key and selector to bounds.
+ * Resolves a request's key and selector to bounds. `encodeKey` turns the
+ * key into bytes (a reader whose bounds live only during the call can pass
+ * an encoder into a reused buffer).
  * @throws EtcdError `etcdserver: key is not provided` for an empty key
  *   (except with `prefix` or `fromKey`, which then select every key, as
  *   etcd's client does).
@@ -36,8 +38,9 @@ export function prefixEnd(key: Uint8Array): Uint8Array {
 export function resolveBounds(
   key: Bytes,
   selector: KeySelector = {},
+  encodeKey: (key: Bytes) => Uint8Array = toBytes,
 ): KeyBounds {
-  let start = toBytes(key);
+  let start = encodeKey(key);
   const given = (selector.rangeEnd !== undefined ? 1 : 0) +
     (selector.prefix ? 1 : 0) + (selector.fromKey ? 1 : 0);
   if (given > 1) {

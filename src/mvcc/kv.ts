@@ -20,7 +20,16 @@ export function toBytes(input: Bytes): Uint8Array {
   return typeof input === "string" ? textEncoder.encode(input) : input;
 }
 
-/** One version of a key, as etcd's `mvccpb.KeyValue`. */
+/**
+ * One version of a key, as etcd's `mvccpb.KeyValue`.
+ *
+ * A `KeyValue` the store hands out is the holder's own copy: no later
+ * write, delete, compaction or defrag changes or frees what it shows, and
+ * writing into its `key` or `value` changes nothing in the store. The
+ * key-values of one response share one buffer (each `key` and `value` is a
+ * view of its own bytes in it), so `kv.value.buffer` is larger than the
+ * value: use `kv.value`, or `kv.value.slice()` for a buffer of its own.
+ */
 export class KeyValue {
   /**
    * @param key the key bytes.

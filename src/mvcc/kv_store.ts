@@ -163,6 +163,72 @@ export class MvccStore {
   }
 
   /**
+   * `forEachVisible` for readers that only look: `visit` gets the key bytes
+   * and the visible entry (engine-owned: read, do not keep or change them;
+   * a cold key's entry is a throw-away copy over its chunk), without a
+   * `VisibleKey` or, for a cold key, a `KeyIndex` per key. `visit` is called
+   * for the first `maxVisits` visible keys; the scan goes on counting after
+   * that (no objects then) unless `visit` returns false. Returns the number
+   * of visible keys counted.
+   */
+  forEachVisibleEntry(
+    bounds: KeyBounds,
+    atRev: number,
+    visit: (key: Uint8Array, entry: RevisionEntry) => boolean | void,
+    reverse = false,
+    maxVisits = Infinity,
+  ): number {
+    let count = 0;
+    const indexes = this.#indexes;
+    const cold = this.#cold;
+    const visitHandle = (handle: number): boolean | void => {
+      const index = indexes.get(handle);
+      if (index !== undefined) {
+        const entry = index.get(atRev);
+        if (entry === undefined) return;
+        if (count++ < maxVisits) return visit(index.key, entry);
+        return;
+      }
+      // A cold key: one put, visible from its revision on.
+      if (cold.main(handle) > atRev) return;
+      if (count++ < maxVisits) {
+        return visit(cold.key(handle), cold.entry(handle));
+      }
+    };
+    if (bounds.end === undefined) {
+      const handle = this.#tree.get(bounds.start);
+      if (handle >= 0) visitHandle(handle);
+      return count;
+    }
+    const end = bounds.end;
+    if (end !== null && compareBytes(bounds.start, end) >= 0) return count;
+    let from = bounds.start;
+    let upper = end;
+    let inclusive = true;
+    let handles = new Array<number>(0);
+    for (;;) {
+      const page = reverse
+        ? this.#tree.scanReverse(bounds.start, upper, false, SCAN_PAGE_KEYS)
+        : this.#tree.scan(from, inclusive, end, SCAN_PAGE_KEYS);
+      const n = page.length;
+      if (n === 0) return count;
+      // The page is a view into a buffer the next tree call reuses.
+      if (handles.length !== n) handles = new Array<number>(n);
+      for (let i = 0; i < n; i++) handles[i] = page[i]!;
+      // The page's last key, to continue from (read before visiting).
+      const lastHandle = handles[n - 1]!;
+      const last = indexes.get(lastHandle)?.key ?? cold.key(lastHandle);
+      for (let i = 0; i < n; i++) {
+        if (visitHandle(handles[i]!) === false) return count;
+      }
+      if (n < SCAN_PAGE_KEYS) return count;
+      if (reverse) upper = last;
+      else from = last;
+      inclusive = false;
+    }
+  }
+
+  /**
    * Calls `visit` for every key in `bounds` the tree holds (deleted keys
    * included, as watch history needs them), in key order (or reverse key
    * order), a page of handles at a time; `visit` returns false to stop.
@@ -640,8 +706,8 @@ export class MvccStore {
  * anything changed; a transaction that changed nothing takes no revision.
  */
 export class WriteTxn {
-  /** Changes in order (sub revision = position). */
-  readonly changes: Change[] = [];
+  /** Changes in order (sub revision = position); read, do not replace. */
+  changes: Change[] = [];
   #sub = 0;
   #done = false;
 
@@ -664,7 +730,10 @@ export class WriteTxn {
     const entry = index.put(this.revision, this.#sub++, value, lease);
     this.store.noteEntry(entry);
     const change: Change = { key: index.key, entry, prev };
-    this.changes.push(change);
+    // Most write transactions are one put: an array literal of one takes 1
+    // slot, where a push onto [] reserves 17 (as KeyIndex's entries).
+    if (this.changes.length === 0) this.changes = [change];
+    else this.changes.push(change);
     return change;
   }
 
