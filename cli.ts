@@ -15,7 +15,7 @@
  * @module
  */
 
-import { runCli } from "./src/cli/main.ts";
+import { etcdctlEnv, runCli } from "./src/cli/main.ts";
 
 export { runCli } from "./src/cli/main.ts";
 
@@ -30,7 +30,7 @@ if (import.meta.main) {
       stdout: Deno.stdout,
       stderr: Deno.stderr,
       stdin: () => Deno.stdin.readable,
-      env: Deno.env.toObject(),
+      env: etcdctlEnv(),
       signal: controller.signal,
     });
   } finally {

@@ -21,7 +21,7 @@
  * @module
  */
 
-import * as sortedBtree from "sorted-btree";
+import * as sortedBtree from "npm:sorted-btree@2.1.0";
 import { BTreeIndex } from "../src/wasm/btree.ts";
 
 /** Keys in each structure. */

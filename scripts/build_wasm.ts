@@ -15,7 +15,7 @@
  * @module
  */
 
-import asc from "assemblyscript/asc";
+import asc from "npm:assemblyscript@0.28.20/asc";
 
 const ROOT = new URL("../", import.meta.url);
 const ENTRY = "assembly/index.ts";

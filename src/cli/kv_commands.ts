@@ -15,7 +15,7 @@ import type {
   SortTarget,
 } from "../../mod.ts";
 import type { Command } from "./command.ts";
-import { API_VERSION, ETCDCTL_VERSION } from "./command.ts";
+import { API_VERSION, ETCDCTL_VERSION, REVKV_VERSION } from "./command.ts";
 import type { CommandContext, FlagView } from "./context.ts";
 import {
   CliExit,
@@ -339,7 +339,7 @@ export async function putOp(
 
 async function runPut(ctx: CommandContext): Promise<void> {
   const { key, value, options } = await putOp(ctx, () => ctx.stdin.readAll());
-  const db = await ctx.store();
+  const db = await ctx.store({ create: true });
   const response = await request(
     () => db.put(key, value, options),
     undefined,
@@ -423,6 +423,8 @@ async function runCompaction(ctx: CommandContext): Promise<void> {
 function runVersion(ctx: CommandContext): Promise<void> {
   ctx.out.line(`etcdctl version: ${ETCDCTL_VERSION}`);
   ctx.out.line(`API version: ${API_VERSION}`);
+  // revkv's own line comes after etcdctl's two, which scripts parse.
+  ctx.out.line(`revkv version: ${REVKV_VERSION}`);
   return Promise.resolve();
 }
 
