@@ -18,6 +18,7 @@
 import { etcdctlEnv, runCli } from "./src/cli/main.ts";
 
 export { runCli } from "./src/cli/main.ts";
+export type { CliIO, CliWriter } from "./src/cli/main.ts";
 
 if (import.meta.main) {
   const controller = new AbortController();

@@ -21,6 +21,9 @@
  * @module
  */
 
+// A bench-only comparison, by full specifier rather than in deno.json's
+// imports: only this bench fetches it.
+// deno-lint-ignore no-import-prefix
 import * as sortedBtree from "npm:sorted-btree@2.1.0";
 import { BTreeIndex } from "../src/wasm/btree.ts";
 

@@ -165,6 +165,19 @@ export interface ScanOptions extends KeySelector {
 }
 
 /**
+ * Store methods that are not public API: for revkv's tests and modules,
+ * importing `src/store.ts` directly. mod.ts does not export this.
+ */
+export let storeInternals: {
+  /** `get`, answered synchronously (reads never wait for the writer). */
+  getSync(store: Store, key: Bytes, options?: RangeOptions): RangeResponse;
+  /** Revokes every lease past its deadline now; resolves to how many. */
+  expireLeases(store: Store): Promise<number>;
+  /** Whether a lease exists. */
+  leaseExists(store: Store, id: bigint): boolean;
+};
+
+/**
  * An etcd-compatible MVCC key-value store. Obtain one with `open()`.
  *
  * @example Put and get
@@ -206,6 +219,16 @@ export class Store {
   #closed = false;
   #compactTimer: ReturnType<typeof setTimeout> | undefined;
   #compactWaiters: (() => void)[] = [];
+
+  static {
+    // The internals tests and revkv's own modules use, reachable only by
+    // importing this file (not from mod.ts): see `storeInternals`.
+    storeInternals = {
+      getSync: (store, key, options) => store.#getSync(key, options),
+      expireLeases: (store) => store.#expireLeases(),
+      leaseExists: (store, id) => store.#leaseExists(id),
+    };
+  }
 
   /** Use `open()`; the constructor is internal. */
   constructor(options: OpenOptions = {}, durable?: OpenDataDir) {
@@ -294,14 +317,14 @@ export class Store {
    */
   get(key: Bytes, options: RangeOptions = {}): Promise<RangeResponse> {
     try {
-      return Promise.resolve(this.getSync(key, options));
+      return Promise.resolve(this.#getSync(key, options));
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
   /** `get`, answered synchronously (reads never wait for the writer). */
-  getSync(key: Bytes, options: RangeOptions = {}): RangeResponse {
+  #getSync(key: Bytes, options: RangeOptions = {}): RangeResponse {
     this.#assertOpen();
     const bounds = resolveBounds(key, options);
     const result = rangeKeys(
@@ -388,7 +411,7 @@ export class Store {
     options: PutOptions = {},
   ): Promise<PutResponse> {
     return this.#write((txn) => {
-      const change = this.applyPut(txn, key, value, options);
+      const change = this.#applyPut(txn, key, value, options);
       return (revision: number): PutResponse => {
         const response: PutResponse = { header: this.header(revision) };
         if (options.prevKv && change.prev) {
@@ -415,7 +438,7 @@ export class Store {
    */
   delete(key: Bytes, options: DeleteOptions = {}): Promise<DeleteResponse> {
     return this.#write((txn) => {
-      const changes = this.applyDelete(txn, key, options);
+      const changes = this.#applyDelete(txn, key, options);
       return (revision: number): DeleteResponse => ({
         header: this.header(revision),
         deleted: changes.length,
@@ -662,7 +685,7 @@ export class Store {
    * Validates and applies a put inside an open write transaction (also the
    * building block of txn). Throws before changing anything on bad input.
    */
-  applyPut(
+  #applyPut(
     txn: WriteTxn,
     key: Bytes,
     value: Bytes,
@@ -685,7 +708,7 @@ export class Store {
     if (options.ignoreLease && lease !== 0n) throw errors.leaseProvided();
     this.#checkSize(keyBytes.length + valueBytes.length);
     this.#checkQuota(keyBytes.length + valueBytes.length);
-    if (lease !== 0n && !this.leaseExists(lease)) throw errors.leaseNotFound();
+    if (lease !== 0n && !this.#leaseExists(lease)) throw errors.leaseNotFound();
     let leaseToStore = lease;
     if (options.ignoreValue || options.ignoreLease) {
       const current = this.#mvcc.keyIndex(keyBytes)?.get(txn.readRevision);
@@ -701,7 +724,7 @@ export class Store {
   }
 
   /** Validates and applies a delete inside an open write transaction. */
-  applyDelete(txn: WriteTxn, key: Bytes, options: KeySelector): Change[] {
+  #applyDelete(txn: WriteTxn, key: Bytes, options: KeySelector): Change[] {
     const bounds = resolveBounds(key, options);
     this.#checkSize(bounds.start.length + (bounds.end?.length ?? 0));
     return txn.deleteRange(bounds);
@@ -711,7 +734,7 @@ export class Store {
     const mvcc = this.#mvcc;
     return {
       maxTxnOps,
-      leaseExists: (id) => this.leaseExists(id),
+      leaseExists: (id) => this.#leaseExists(id),
       range: (txn, key, options) => ({
         header: innerHeader(txn.readRevision),
         ...rangeKeys(
@@ -722,7 +745,7 @@ export class Store {
         ),
       }),
       put: (txn, key, value, options) => {
-        const change = this.applyPut(txn, key, value, options);
+        const change = this.#applyPut(txn, key, value, options);
         const response: PutResponse = { header: innerHeader(txn.revision) };
         if (options.prevKv && change.prev) {
           response.prevKv = toKeyValue(change.key, change.prev);
@@ -730,7 +753,7 @@ export class Store {
         return response;
       },
       deleteRange: (txn, key, options) => {
-        const changes = this.applyDelete(txn, key, options);
+        const changes = this.#applyDelete(txn, key, options);
         return {
           header: innerHeader(txn.readRevision),
           deleted: changes.length,
@@ -870,12 +893,12 @@ export class Store {
   }
 
   /** Revokes every lease past its deadline now; returns how many. */
-  expireLeases(): Promise<number> {
+  #expireLeases(): Promise<number> {
     return this.#guard(() => this.#leases.expireNow());
   }
 
   /** Whether a lease exists. */
-  leaseExists(id: bigint): boolean {
+  #leaseExists(id: bigint): boolean {
     return this.#leases.exists(id);
   }
 

@@ -152,6 +152,9 @@ async function compareScenario(steps: Step[]): Promise<void> {
   const etcd: EtcdOracle = await startEtcd();
   const store = await open();
   const dir = await Deno.makeTempDir({ prefix: "revkv_cli_diff_" });
+  // A running etcd is an existing (empty) store: create the data dir's
+  // store first, as only a write would (reads refuse a missing store).
+  await (await open(`${dir}/data`)).close();
   try {
     const theirs = new Side(
       (args, stdin) => etcd.ctl(args, stdin),

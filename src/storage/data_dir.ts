@@ -55,7 +55,7 @@ import {
   WalWriter,
 } from "./wal.ts";
 import { WasmWalEncoder } from "../wasm/wal.ts";
-import { isSkippable, type WalEncoder, type WalRecord } from "./wal_codec.ts";
+import { isSkippable, type WalRecord } from "./wal_codec.ts";
 import {
   DEFAULT_SNAPSHOT_COUNT,
   type DurableLease,
@@ -75,8 +75,6 @@ export interface DataDirOptions {
   snapshotCount?: number;
   /** File operations (tests inject faults here). */
   fs?: StorageFs;
-  /** WAL frame encoder (default: framing and CRC32C in wasm). */
-  encoder?: WalEncoder;
   /** Show a progress line when startup takes over a second (default: when stderr is a terminal). */
   progress?: boolean;
   /**
@@ -142,7 +140,7 @@ function resolve(options: DataDirOptions) {
     segmentBytes,
     snapshotCount,
     sync: durability === "fsync",
-    encoder: options.encoder ?? new WasmWalEncoder(),
+    encoder: new WasmWalEncoder(),
     progress: options.progress,
     replayWorker: options.replayWorker ?? "auto",
   };

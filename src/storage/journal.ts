@@ -61,7 +61,10 @@ export const BATCH_BYTES_MAX = 16 * 1024 * 1024;
 
 /** The store stopped because the disk failed; nothing more is accepted. */
 export class StorageFailedError extends Error {
-  /** @param cause the error of the failed write or fdatasync. */
+  /**
+   * The storage failure that stopped the store.
+   * @param cause the error of the failed write or fdatasync.
+   */
   constructor(cause: unknown) {
     super(
       `revkv: storage failed, the store stopped (fail-stop; writes not ` +
