@@ -16,6 +16,7 @@
  */
 
 import { etcdctlEnv, runCli } from "./src/cli/main.ts";
+import { readRawArgs } from "./src/cli/raw_args.ts";
 
 export { runCli } from "./src/cli/main.ts";
 export type { CliIO, CliWriter } from "./src/cli/main.ts";
@@ -32,6 +33,7 @@ if (import.meta.main) {
       stderr: Deno.stderr,
       stdin: () => Deno.stdin.readable,
       env: etcdctlEnv(),
+      rawArgs: readRawArgs(Deno.args),
       signal: controller.signal,
     });
   } finally {

@@ -8,10 +8,16 @@
  */
 
 import { open, type Store } from "../../mod.ts";
-import { CliExit, EXIT_BAD_CONNECTION, EXIT_BAD_FEATURE } from "./errors.ts";
+import {
+  CliExit,
+  EXIT_BAD_ARGS,
+  EXIT_BAD_CONNECTION,
+  EXIT_BAD_FEATURE,
+} from "./errors.ts";
 import type { FlagValue } from "./flags.ts";
 import { concatBytes } from "./go_format.ts";
 import { Output, type OutputFormat, Printer } from "./printers.ts";
+import type { RawArgs } from "./raw_args.ts";
 
 /** Something bytes can be written to (`Deno.stdout` is one). */
 export interface CliWriter {
@@ -37,6 +43,11 @@ export interface CliIO {
   env?: Record<string, string>;
   /** Aborted on Ctrl-C: ends `watch` and `lease keep-alive` cleanly. */
   signal?: AbortSignal;
+  /**
+   * The raw bytes of arguments that are not UTF-8 (`readRawArgs`), so keys
+   * and values are stored as the bytes the user gave; absent: none.
+   */
+  rawArgs?: RawArgs;
 }
 
 /** The default data dir of embedded mode. */
@@ -163,7 +174,27 @@ export class FlagView {
     readonly args: string[],
     /** Flag values by long name (only the flags that were given). */
     readonly flags: Map<string, FlagValue>,
+    /** Raw bytes of the arguments that are not UTF-8. */
+    readonly rawArgs?: RawArgs,
   ) {}
+
+  /**
+   * A key or value argument as the user gave it: its raw bytes when it is
+   * not UTF-8 and the platform kept them, else the string.
+   * @throws CliExit 128 when two different non-UTF-8 arguments decode alike.
+   */
+  bytesOf(text: string): string | Uint8Array {
+    const raw = this.rawArgs?.get(text);
+    if (raw === undefined) return text;
+    if (raw === null) {
+      throw new CliExit(
+        EXIT_BAD_ARGS,
+        "two arguments that are not UTF-8 decode to the same text; " +
+          "revkv cannot tell their bytes apart (give one on stdin)",
+      );
+    }
+    return raw;
+  }
 
   /** A boolean flag. */
   bool(name: string): boolean {
@@ -205,7 +236,7 @@ export class CommandContext extends FlagView {
     /** Flushes `out` to stdout now (for streaming commands). */
     readonly flush: () => Promise<void>,
   ) {
-    super(args, flags);
+    super(args, flags, io.rawArgs);
     this.stdin = new LineReader(io.stdin);
   }
 

@@ -75,9 +75,9 @@ export const WATCH_FLAGS: FlagSpec[] = [
 /** What one watch asks for. */
 export interface WatchRequest {
   /** The key or range start. */
-  key: string;
+  key: string | Uint8Array;
   /** Range end, if given. */
-  rangeEnd?: string;
+  rangeEnd?: string | Uint8Array;
   /** Watch the prefix `key`. */
   prefix: boolean;
   /** Start revision (0: from now). */
