@@ -48,6 +48,15 @@ import {
   validateTxn,
 } from "./txn/txn.ts";
 import { TxnBuilder } from "./txn/builder.ts";
+import {
+  checkKeySelection,
+  checkLeaseId,
+  checkNumber,
+  checkOptions,
+  checkPut,
+  checkTtlSeconds,
+  checkTxnRequest,
+} from "./validate.ts";
 import { type Clock, Lessor } from "./lease/lessor.ts";
 import {
   type LeaseGrantResponse,
@@ -325,6 +334,7 @@ export class Store {
 
   /** `get`, answered synchronously (reads never wait for the writer). */
   #getSync(key: Bytes, options: RangeOptions = {}): RangeResponse {
+    checkKeySelection(key, options);
     this.#assertOpen();
     const bounds = resolveBounds(key, options);
     const result = rangeKeys(
@@ -355,6 +365,7 @@ export class Store {
    * ```
    */
   async *scan(key: Bytes, options: ScanOptions = {}): AsyncGenerator<KeyValue> {
+    checkKeySelection(key, options);
     this.#assertOpen();
     const bounds = resolveBounds(key, options);
     const atRev = this.#mvcc.resolveReadRevision(
@@ -480,6 +491,7 @@ export class Store {
       return new TxnBuilder((built) => this.txn(built));
     }
     return this.#write((txn) => {
+      checkTxnRequest(request);
       validateTxn(request, this.#txnHost.maxTxnOps);
       const before = txn.readRevision;
       const path = comparePath(this.#txnHost, request, before);
@@ -506,6 +518,8 @@ export class Store {
     options: CompactOptions = {},
   ): Promise<CompactResponse> {
     try {
+      checkNumber("revision", revision);
+      checkOptions("options", options);
       this.#assertOpen();
       this.#mvcc.compact(revision);
     } catch (error) {
@@ -691,6 +705,7 @@ export class Store {
     value: Bytes,
     options: PutOptions,
   ): Change {
+    checkPut(key, value, options);
     // The key is only looked at here (the engine copies a key it keeps), so
     // a string key is encoded into a reused buffer; values go into the
     // store's slabs (see byte_slab.ts).
@@ -725,6 +740,7 @@ export class Store {
 
   /** Validates and applies a delete inside an open write transaction. */
   #applyDelete(txn: WriteTxn, key: Bytes, options: KeySelector): Change[] {
+    checkKeySelection(key, options);
     const bounds = resolveBounds(key, options);
     this.#checkSize(bounds.start.length + (bounds.end?.length ?? 0));
     return txn.deleteRange(bounds);
@@ -810,6 +826,7 @@ export class Store {
     options: WatchOptions & KeySelector = {},
   ): AsyncIterableIterator<WatchResponse> {
     this.#assertOpen();
+    checkKeySelection(key, options);
     return this.#watchHub.watch(resolveBounds(key, options), options);
   }
 
@@ -843,7 +860,12 @@ export class Store {
     ttlSeconds: number,
     options: { id?: bigint } = {},
   ): Promise<LeaseGrantResponse> {
-    return this.#guard(() => this.#leases.grant(ttlSeconds, options.id));
+    return this.#guard(() => {
+      checkTtlSeconds(ttlSeconds);
+      checkOptions("options", options);
+      if (options.id !== undefined) checkLeaseId("options.id", options.id);
+      return this.#leases.grant(ttlSeconds, options.id);
+    });
   }
 
   /**
@@ -851,7 +873,10 @@ export class Store {
    * @throws EtcdError `etcdserver: requested lease not found`.
    */
   revoke(id: bigint): Promise<LeaseRevokeResponse> {
-    return this.#guard(() => this.#leases.revoke(id));
+    return this.#guard(() => {
+      checkLeaseId("id", id);
+      return this.#leases.revoke(id);
+    });
   }
 
   /**
@@ -859,7 +884,10 @@ export class Store {
    * @throws EtcdError `etcdserver: requested lease not found`.
    */
   keepAlive(id: bigint): Promise<LeaseKeepAliveResponse> {
-    return this.#guard(() => this.#leases.keepAlive(id));
+    return this.#guard(() => {
+      checkLeaseId("id", id);
+      return this.#leases.keepAlive(id);
+    });
   }
 
   /**
@@ -871,6 +899,7 @@ export class Store {
     options: { signal?: AbortSignal } = {},
   ): AsyncGenerator<LeaseKeepAliveResponse> {
     this.#assertOpen();
+    checkLeaseId("id", id);
     return this.#leases.keepAliveStream(id, options.signal);
   }
 
@@ -882,9 +911,11 @@ export class Store {
     id: bigint,
     options: { keys?: boolean } = {},
   ): Promise<LeaseTimeToLiveResponse> {
-    return this.#guard(() =>
-      Promise.resolve(this.#leases.timeToLive(id, options))
-    );
+    return this.#guard(() => {
+      checkLeaseId("id", id);
+      checkOptions("options", options);
+      return Promise.resolve(this.#leases.timeToLive(id, options));
+    });
   }
 
   /** Lists the live leases. */
