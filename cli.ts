@@ -5,9 +5,14 @@
  * ```sh
  * deno run -A cli.ts put foo bar
  * deno run -A cli.ts get foo -w json
- * deno task ctl -- txn -i
+ * deno task ctl txn -i                              # no `--` after `ctl`
  * deno run -A cli.ts --data-dir=:memory: txn -i   # a throwaway store
  * ```
+ *
+ * Only a write creates a store (and says so on stderr); other commands on a
+ * data dir without one fail with exit 2. Permissions: `--allow-read` and
+ * `--allow-write` for the data dir; `--allow-env` only for the `ETCDCTL_*`
+ * variables wanted.
  *
  * Remote mode (`--endpoints`) needs revkv's gRPC client, which comes with
  * the server; until then it says so and exits 2.
@@ -15,9 +20,12 @@
  * @module
  */
 
-import { runCli } from "./src/cli/main.ts";
+import { etcdctlEnv, runCli } from "./src/cli/main.ts";
+import { readRawArgs } from "./src/cli/raw_args.ts";
 
 export { runCli } from "./src/cli/main.ts";
+export type { CliIO, CliWriter } from "./src/cli/main.ts";
+export type { RawArgs } from "./src/cli/raw_args.ts";
 
 if (import.meta.main) {
   const controller = new AbortController();
@@ -30,7 +38,8 @@ if (import.meta.main) {
       stdout: Deno.stdout,
       stderr: Deno.stderr,
       stdin: () => Deno.stdin.readable,
-      env: Deno.env.toObject(),
+      env: etcdctlEnv(),
+      rawArgs: readRawArgs(Deno.args),
       signal: controller.signal,
     });
   } finally {

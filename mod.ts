@@ -89,6 +89,12 @@ export {
   WalCorruptionError,
 } from "./src/storage/wal.ts";
 export { SnapshotCorruptionError } from "./src/storage/snapshot.ts";
+export type { TornTail } from "./src/storage/wal.ts";
+export type {
+  OpenFileOptions,
+  StorageFile,
+  StorageFs,
+} from "./src/storage/fs.ts";
 export { LockedError } from "./src/storage/lock.ts";
 export { StorageFailedError } from "./src/storage/journal.ts";
 export { MetaCorruptionError, NoSpaceError } from "./src/storage/errors.ts";

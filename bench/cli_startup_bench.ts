@@ -7,7 +7,11 @@
  * Run: `deno run -A bench/cli_startup_bench.ts`
  */
 
-const RUNS = 15;
+import { sized } from "./bench_mode.ts";
+
+const RUNS = sized(15, 1);
+/** Keys in the small store the commands run on. */
+const STORE_KEYS = sized(100, 3);
 const cli = new URL("../cli.ts", import.meta.url).pathname;
 const dir = await Deno.makeTempDir({ prefix: "revkv-cli-bench-" });
 
@@ -33,7 +37,7 @@ function median(values: number[]): number {
 
 try {
   // A small store: 100 keys.
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < STORE_KEYS; i++) {
     await timeCommand([
       "run",
       "-A",

@@ -27,12 +27,13 @@ import { denoFs, type StorageFs } from "../src/storage/fs.ts";
 import { TsWalEncoder, type WalRecord } from "../src/storage/wal_codec.ts";
 import { WasmCrc32c } from "../src/wasm/wal.ts";
 import { WasmWalEncoder } from "../src/storage/wasm_wal_encoder.ts";
+import { sized } from "./bench_mode.ts";
 
 const QUICK = Deno.args.includes("--quick");
 /** Length of each throughput measurement. */
-const RUN_MS = QUICK ? 1000 : 3000;
+const RUN_MS = sized(QUICK ? 1000 : 3000, 200);
 /** Keys of the large-store measurements. */
-const BIG_KEYS = QUICK ? 100_000 : 1_000_000;
+const BIG_KEYS = sized(QUICK ? 100_000 : 1_000_000, 10_000);
 const KEY_BYTES = 16;
 const VALUE_BYTES = 100;
 const value = "v".repeat(VALUE_BYTES);

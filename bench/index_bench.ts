@@ -21,20 +21,24 @@
  * @module
  */
 
-import * as sortedBtree from "sorted-btree";
+// A bench-only comparison, by full specifier rather than in deno.json's
+// imports: only this bench fetches it.
+// deno-lint-ignore no-import-prefix
+import * as sortedBtree from "npm:sorted-btree@2.1.0";
 import { BTreeIndex } from "../src/wasm/btree.ts";
+import { sized } from "./bench_mode.ts";
 
 /** Keys in each structure. */
-const KEY_COUNT = 1_000_000;
+const KEY_COUNT = sized(1_000_000, 20_000);
 /** Bytes per key. */
 const KEY_BYTES = 16;
 /** Handles per range scan. */
 const SCAN_COUNT = 100;
 /** Fresh keys cycled through by the insert benchmark. */
-const FRESH_COUNT = 100_000;
+const FRESH_COUNT = sized(100_000, 5_000);
 /** Distinct probe keys cycled through by lookups and scans: far more paths
  * than the caches hold, so lookups pay the structure's memory latency. */
-const PROBE_COUNT = 250_000;
+const PROBE_COUNT = sized(250_000, 5_000);
 
 /** mulberry32: small seeded PRNG, so every run uses the same keys. */
 function rng(seed: number): () => number {

@@ -12,13 +12,14 @@
  * "never"`, to see what the replay worker is worth).
  */
 import { open } from "../mod.ts";
+import { sized } from "./bench_mode.ts";
 
 const IN_THREAD = Deno.args.includes("--in-thread");
 const args = Deno.args.filter((a) => a !== "--in-thread");
 const ENTRIES = Number(
-  (args[0]?.startsWith("--") ? args[1] : args[0]) ?? 1_000_000,
+  (args[0]?.startsWith("--") ? args[1] : args[0]) ?? sized(1_000_000, 10_000),
 );
-const RUNS = 5;
+const RUNS = sized(5, 1);
 const SHAPES = {
   wal: { durability: "none", snapshotCount: 10_000_000 },
   snapshot: { durability: "none" },

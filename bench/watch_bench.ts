@@ -22,6 +22,7 @@ import {
 } from "../src/watch/watch_hub.ts";
 import { etcdAvailable, startEtcd } from "../tests/etcd_oracle.ts";
 import { open } from "../mod.ts";
+import { sized } from "./bench_mode.ts";
 
 const encoder = new TextEncoder();
 const enc = (text: string) => encoder.encode(text);
@@ -180,7 +181,7 @@ for (const watchers of [10, 10_000]) {
 // --- against real etcd (once, when installed) --------------------------------
 
 /** Events for the one-shot throughput comparison with etcd. */
-const ETCD_EVENTS = 5000;
+const ETCD_EVENTS = sized(5000, 200);
 /** Puts in flight against etcd's gateway. */
 const ETCD_PUT_CONCURRENCY = 32;
 

@@ -15,7 +15,10 @@
  * @module
  */
 
-import asc from "assemblyscript/asc";
+// A build tool, by full specifier rather than in deno.json's imports: only
+// this script fetches it, not `deno task ctl` or a user of the library.
+// deno-lint-ignore no-import-prefix
+import asc from "npm:assemblyscript@0.28.20/asc";
 
 const ROOT = new URL("../", import.meta.url);
 const ENTRY = "assembly/index.ts";

@@ -56,6 +56,15 @@ import {
   validateTxn,
 } from "./txn/txn.ts";
 import { TxnBuilder } from "./txn/builder.ts";
+import {
+  checkKeySelection,
+  checkLeaseId,
+  checkNumber,
+  checkOptions,
+  checkPut,
+  checkTtlSeconds,
+  checkTxnRequest,
+} from "./validate.ts";
 import { type Clock, Lessor } from "./lease/lessor.ts";
 import {
   type LeaseGrantResponse,
@@ -202,6 +211,19 @@ export interface ScanOptions extends KeySelector {
 }
 
 /**
+ * Store methods that are not public API: for revkv's tests and modules,
+ * importing `src/store.ts` directly. mod.ts does not export this.
+ */
+export let storeInternals: {
+  /** `get`, answered synchronously (reads never wait for the writer). */
+  getSync(store: Store, key: Bytes, options?: RangeOptions): RangeResponse;
+  /** Revokes every lease past its deadline now; resolves to how many. */
+  expireLeases(store: Store): Promise<number>;
+  /** Whether a lease exists. */
+  leaseExists(store: Store, id: bigint): boolean;
+};
+
+/**
  * An etcd-compatible MVCC key-value store. Obtain one with `open()`.
  *
  * @example Put and get
@@ -252,6 +274,16 @@ export class Store {
   #closed = false;
   #compactTimer: ReturnType<typeof setTimeout> | undefined;
   #compactWaiters: (() => void)[] = [];
+
+  static {
+    // The internals tests and revkv's own modules use, reachable only by
+    // importing this file (not from mod.ts): see `storeInternals`.
+    storeInternals = {
+      getSync: (store, key, options) => store.#getSync(key, options),
+      expireLeases: (store) => store.#expireLeases(),
+      leaseExists: (store, id) => store.#leaseExists(id),
+    };
+  }
 
   /** Use `open()`; the constructor is internal. */
   constructor(options: OpenOptions = {}, durable?: OpenDataDir) {
@@ -347,14 +379,15 @@ export class Store {
    */
   get(key: Bytes, options: RangeOptions = NO_OPTIONS): Promise<RangeResponse> {
     try {
-      return Promise.resolve(this.getSync(key, options));
+      return Promise.resolve(this.#getSync(key, options));
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
   /** `get`, answered synchronously (reads never wait for the writer). */
-  getSync(key: Bytes, options: RangeOptions = NO_OPTIONS): RangeResponse {
+  #getSync(key: Bytes, options: RangeOptions = NO_OPTIONS): RangeResponse {
+    checkKeySelection(key, options);
     this.#assertReadable();
     const bounds = resolveBounds(key, options, this.#encodeReadKey);
     const result = rangeKeys(
@@ -416,6 +449,7 @@ export class Store {
    * ```
    */
   async *scan(key: Bytes, options: ScanOptions = {}): AsyncGenerator<KeyValue> {
+    checkKeySelection(key, options);
     this.#assertReadable();
     const bounds = resolveBounds(key, options);
     const atRev = this.#mvcc.resolveReadRevision(
@@ -478,7 +512,7 @@ export class Store {
     options: PutOptions = NO_OPTIONS,
   ): Promise<PutResponse> {
     return this.#write((txn) => {
-      const change = this.applyPut(txn, key, value, options);
+      const change = this.#applyPut(txn, key, value, options);
       return (revision: number): PutResponse => {
         const response: PutResponse = { header: this.header(revision) };
         if (options.prevKv && change.prev) {
@@ -505,7 +539,7 @@ export class Store {
    */
   delete(key: Bytes, options: DeleteOptions = {}): Promise<DeleteResponse> {
     return this.#write((txn) => {
-      const changes = this.applyDelete(txn, key, options);
+      const changes = this.#applyDelete(txn, key, options);
       return (revision: number): DeleteResponse => ({
         header: this.header(revision),
         deleted: changes.length,
@@ -547,6 +581,7 @@ export class Store {
       return new TxnBuilder((built) => this.txn(built));
     }
     return this.#write((txn) => {
+      checkTxnRequest(request);
       validateTxn(request, this.#txnHost.maxTxnOps);
       const before = txn.readRevision;
       const path = comparePath(this.#txnHost, request, before);
@@ -573,6 +608,8 @@ export class Store {
     options: CompactOptions = {},
   ): Promise<CompactResponse> {
     try {
+      checkNumber("revision", revision);
+      checkOptions("options", options);
       this.#assertOpen();
       this.#admit();
       this.#mvcc.compact(revision);
@@ -757,12 +794,13 @@ export class Store {
    * Validates and applies a put inside an open write transaction (also the
    * building block of txn). Throws before changing anything on bad input.
    */
-  applyPut(
+  #applyPut(
     txn: WriteTxn,
     key: Bytes,
     value: Bytes,
     options: PutOptions,
   ): Change {
+    checkPut(key, value, options);
     // The key is only looked at here (the engine copies a key it keeps), so
     // a string key is encoded into a reused buffer; values go into the
     // store's slabs (see byte_slab.ts).
@@ -780,7 +818,7 @@ export class Store {
     if (options.ignoreLease && lease !== 0n) throw errors.leaseProvided();
     this.#checkSize(keyBytes.length + valueBytes.length);
     this.#checkQuota(keyBytes.length + valueBytes.length);
-    if (lease !== 0n && !this.leaseExists(lease)) throw errors.leaseNotFound();
+    if (lease !== 0n && !this.#leaseExists(lease)) throw errors.leaseNotFound();
     let leaseToStore = lease;
     if (options.ignoreValue || options.ignoreLease) {
       const current = this.#mvcc.keyIndex(keyBytes)?.get(txn.readRevision);
@@ -796,7 +834,8 @@ export class Store {
   }
 
   /** Validates and applies a delete inside an open write transaction. */
-  applyDelete(txn: WriteTxn, key: Bytes, options: KeySelector): Change[] {
+  #applyDelete(txn: WriteTxn, key: Bytes, options: KeySelector): Change[] {
+    checkKeySelection(key, options);
     const bounds = resolveBounds(key, options);
     this.#checkSize(bounds.start.length + (bounds.end?.length ?? 0));
     return txn.deleteRange(bounds);
@@ -806,7 +845,7 @@ export class Store {
     const mvcc = this.#mvcc;
     return {
       maxTxnOps,
-      leaseExists: (id) => this.leaseExists(id),
+      leaseExists: (id) => this.#leaseExists(id),
       range: (txn, key, options) => ({
         header: innerHeader(txn.readRevision),
         ...rangeKeys(
@@ -817,7 +856,7 @@ export class Store {
         ),
       }),
       put: (txn, key, value, options) => {
-        const change = this.applyPut(txn, key, value, options);
+        const change = this.#applyPut(txn, key, value, options);
         const response: PutResponse = { header: innerHeader(txn.revision) };
         if (options.prevKv && change.prev) {
           response.prevKv = toKeyValue(change.key, change.prev);
@@ -825,7 +864,7 @@ export class Store {
         return response;
       },
       deleteRange: (txn, key, options) => {
-        const changes = this.applyDelete(txn, key, options);
+        const changes = this.#applyDelete(txn, key, options);
         return {
           header: innerHeader(txn.readRevision),
           deleted: changes.length,
@@ -882,6 +921,7 @@ export class Store {
     options: WatchOptions & KeySelector = {},
   ): AsyncIterableIterator<WatchResponse> {
     this.#assertOpen();
+    checkKeySelection(key, options);
     return this.#watchHub.watch(resolveBounds(key, options), options);
   }
 
@@ -915,7 +955,12 @@ export class Store {
     ttlSeconds: number,
     options: { id?: bigint } = {},
   ): Promise<LeaseGrantResponse> {
-    return this.#guard(() => this.#leases.grant(ttlSeconds, options.id));
+    return this.#guard(() => {
+      checkTtlSeconds(ttlSeconds);
+      checkOptions("options", options);
+      if (options.id !== undefined) checkLeaseId("options.id", options.id);
+      return this.#leases.grant(ttlSeconds, options.id);
+    });
   }
 
   /**
@@ -923,7 +968,10 @@ export class Store {
    * @throws EtcdError `etcdserver: requested lease not found`.
    */
   revoke(id: bigint): Promise<LeaseRevokeResponse> {
-    return this.#guard(() => this.#leases.revoke(id));
+    return this.#guard(() => {
+      checkLeaseId("id", id);
+      return this.#leases.revoke(id);
+    });
   }
 
   /**
@@ -931,7 +979,10 @@ export class Store {
    * @throws EtcdError `etcdserver: requested lease not found`.
    */
   keepAlive(id: bigint): Promise<LeaseKeepAliveResponse> {
-    return this.#guard(() => this.#leases.keepAlive(id));
+    return this.#guard(() => {
+      checkLeaseId("id", id);
+      return this.#leases.keepAlive(id);
+    });
   }
 
   /**
@@ -943,6 +994,7 @@ export class Store {
     options: { signal?: AbortSignal } = {},
   ): AsyncGenerator<LeaseKeepAliveResponse> {
     this.#assertOpen();
+    checkLeaseId("id", id);
     return this.#leases.keepAliveStream(id, options.signal);
   }
 
@@ -954,9 +1006,11 @@ export class Store {
     id: bigint,
     options: { keys?: boolean } = {},
   ): Promise<LeaseTimeToLiveResponse> {
-    return this.#guard(() =>
-      Promise.resolve(this.#leases.timeToLive(id, options))
-    );
+    return this.#guard(() => {
+      checkLeaseId("id", id);
+      checkOptions("options", options);
+      return Promise.resolve(this.#leases.timeToLive(id, options));
+    });
   }
 
   /** Lists the live leases. */
@@ -965,12 +1019,12 @@ export class Store {
   }
 
   /** Revokes every lease past its deadline now; returns how many. */
-  expireLeases(): Promise<number> {
+  #expireLeases(): Promise<number> {
     return this.#guard(() => this.#leases.expireNow());
   }
 
   /** Whether a lease exists. */
-  leaseExists(id: bigint): boolean {
+  #leaseExists(id: bigint): boolean {
     return this.#leases.exists(id);
   }
 
@@ -1243,7 +1297,7 @@ export async function open(
     // (each in one revision, durable) before anyone can read: etcd never
     // shows a key past its lease's deadline once its lessor has run.
     try {
-      while ((await store.expireLeases()) > 0) { /* next pass */ }
+      while ((await storeInternals.expireLeases(store)) > 0) { /* next pass */ }
     } catch (error) {
       await store.close().catch(() => {});
       throw error;

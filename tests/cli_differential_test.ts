@@ -13,6 +13,7 @@
 import { deepStrictEqual as assertEquals, equal } from "node:assert/strict";
 import { open, type Store } from "../mod.ts";
 import { runCli } from "../src/cli/main.ts";
+import { REVKV_VERSION } from "../src/cli/command.ts";
 import { etcdIgnore, type EtcdOracle, startEtcd } from "./etcd_oracle.ts";
 
 interface Step {
@@ -127,6 +128,22 @@ function stdinStream(
 const OURS_ONLY = /^\s+--(data-dir|count-only|progress-notify)\b.*\n/gm;
 
 /**
+ * The line revkv prints on purpose where etcdctl prints nothing: its own
+ * version after etcdctl's two (`version`). It is dropped from our output
+ * only for `version`, and the test fails if it is missing there. (The root
+ * help, which names revkv too, is not compared: etcdctl lists commands
+ * revkv does not have; tests/cli_unit_test.ts checks it.)
+ */
+function dropRevkvLines(args: string[], stdout: string): string {
+  if (args.length !== 1 || args[0] !== "version") return stdout;
+  const line = `revkv version: ${REVKV_VERSION}\n`;
+  if (!stdout.includes(line)) {
+    throw new Error(`revkv's own line ${JSON.stringify(line)} is missing`);
+  }
+  return stdout.replace(line, "");
+}
+
+/**
  * Runs `steps` through etcdctl and through revkv twice: on one in-memory
  * store shared by all steps, and in embedded mode on a fresh `--data-dir`
  * that every step opens and closes (as separate CLI processes would).
@@ -135,6 +152,9 @@ async function compareScenario(steps: Step[]): Promise<void> {
   const etcd: EtcdOracle = await startEtcd();
   const store = await open();
   const dir = await Deno.makeTempDir({ prefix: "revkv_cli_diff_" });
+  // A running etcd is an existing (empty) store: create the data dir's
+  // store first, as only a write would (reads refuse a missing store).
+  await (await open(`${dir}/data`)).close();
   try {
     const theirs = new Side(
       (args, stdin) => etcd.ctl(args, stdin),
@@ -159,7 +179,7 @@ async function compareScenario(steps: Step[]): Promise<void> {
           });
           return {
             code,
-            stdout: stdout.text().replace(OURS_ONLY, ""),
+            stdout: dropRevkvLines(args, stdout.text().replace(OURS_ONLY, "")),
             stderr: stderr.text(),
           };
         },

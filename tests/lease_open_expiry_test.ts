@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { open } from "../mod.ts";
+import { storeInternals } from "../src/store.ts";
 import { withTempDir } from "./storage_helpers.ts";
 
 function manualClock(startMs = Date.now()) {
@@ -30,7 +31,7 @@ Deno.test("a lease past its deadline at open is revoked before the first read", 
     clock.advance(6_000);
     db = await open(dir, { clock: clock.now });
     // The very first read, synchronously after open resolved.
-    const first = db.getSync("k/", { prefix: true });
+    const first = storeInternals.getSync(db, "k/", { prefix: true });
     assert.deepEqual(first.kvs.map((kv) => kv.keyText), ["k/c"]);
     assert.equal((await db.get("plain")).count, 1);
     const ttl = await db.timeToLive(short.id);
@@ -65,7 +66,7 @@ Deno.test("more expired leases than one expiry pass are all revoked at open", as
     await db.close();
     clock.advance(4_000);
     db = await open(dir, { durability: "none", clock: clock.now });
-    assert.equal(db.getSync("e/", { prefix: true }).count, 0);
+    assert.equal(storeInternals.getSync(db, "e/", { prefix: true }).count, 0);
     assert.equal((await db.leases()).leases.length, 0);
     assert.equal(db.revision, closedAt + count);
     await db.close();

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { type EtcdError, open } from "../mod.ts";
+import { storeInternals } from "../src/store.ts";
 
 function manualClock(startMs = 1_000_000) {
   let now = startMs;
@@ -105,10 +106,10 @@ Deno.test("expired leases are revoked by the store, each its own revision", asyn
   await db.put("s2", "v", { lease: short.id });
   await db.put("l1", "v", { lease: long.id });
   clock.advance(4_000);
-  assert.equal(await db.expireLeases(), 0);
+  assert.equal(await storeInternals.expireLeases(db), 0);
   assert.equal((await db.timeToLive(short.id)).ttl, 1);
   clock.advance(1_001);
-  assert.equal(await db.expireLeases(), 1);
+  assert.equal(await storeInternals.expireLeases(db), 1);
   assert.equal(db.revision, 5);
   assert.equal((await db.get("s", { prefix: true })).count, 0);
   assert.equal((await db.get("l1")).count, 1);
@@ -122,7 +123,7 @@ Deno.test("keep-alive renews to the full TTL and fails for an unknown lease", as
   const renewed = await db.keepAlive(id);
   assert.equal(renewed.ttl, 10);
   clock.advance(9_000);
-  assert.equal(await db.expireLeases(), 0);
+  assert.equal(await storeInternals.expireLeases(db), 0);
   assert.equal((await db.timeToLive(id)).ttl, 1);
   await assert.rejects(
     db.keepAlive(123n),
@@ -165,7 +166,11 @@ Deno.test("100,000 leases expire in deadline order without scanning them all", a
   await db.put("k", "v", { lease: ids[0]! });
   clock.advance(10_500);
   let revoked = 0;
-  for (let n = await db.expireLeases(); n > 0; n = await db.expireLeases()) {
+  for (
+    let n = await storeInternals.expireLeases(db);
+    n > 0;
+    n = await storeInternals.expireLeases(db)
+  ) {
     revoked += n;
   }
   assert.equal(revoked, 1_000);
@@ -184,10 +189,10 @@ Deno.test("many keep-alives on few leases keep the deadline heap small and right
     await db.keepAlive(a.id);
   }
   clock.advance(10_001);
-  assert.equal(await db.expireLeases(), 1);
+  assert.equal(await storeInternals.expireLeases(db), 1);
   assert.equal((await db.timeToLive(a.id)).ttl, -1);
   assert.ok((await db.timeToLive(b.id)).ttl > 0);
   clock.advance(10_000);
-  assert.equal(await db.expireLeases(), 1);
+  assert.equal(await storeInternals.expireLeases(db), 1);
   assert.equal((await db.leases()).leases.length, 0);
 });

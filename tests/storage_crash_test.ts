@@ -9,6 +9,7 @@
 
 import assert from "node:assert/strict";
 import { open, type Store } from "../mod.ts";
+import { storeInternals } from "../src/store.ts";
 import { CRASH_STORE_OPTIONS, type CrashOp, crashOp } from "./crash_ops.ts";
 import { prng, seedFromEnv, withTempDir } from "./storage_helpers.ts";
 
@@ -89,7 +90,7 @@ async function apply(model: Store, op: CrashOp): Promise<void> {
 
 /** The single change at revision r of `store`, as an op. */
 function changeAt(store: Store, r: number): CrashOp {
-  const puts = store.getSync("k", {
+  const puts = storeInternals.getSync(store, "k", {
     prefix: true,
     revision: r,
     minModRevision: r,
@@ -103,11 +104,15 @@ function changeAt(store: Store, r: number): CrashOp {
     };
   }
   const before = new Set(
-    store.getSync("k", { prefix: true, revision: r - 1, keysOnly: true }).kvs
+    storeInternals.getSync(store, "k", {
+      prefix: true,
+      revision: r - 1,
+      keysOnly: true,
+    }).kvs
       .map((kv) => kv.keyText),
   );
   for (
-    const kv of store.getSync("k", {
+    const kv of storeInternals.getSync(store, "k", {
       prefix: true,
       revision: r,
       keysOnly: true,
@@ -162,7 +167,7 @@ Deno.test("SIGKILL at random moments loses no acknowledged write", async () => {
           }
           for (const [r, i] of acks) {
             const op = crashOp(runSeed, i);
-            const got = store.getSync(op.key, { revision: r });
+            const got = storeInternals.getSync(store, op.key, { revision: r });
             if (op.kind === "put") {
               assert.equal(got.kvs[0]?.valueText, op.value, `ack ${r} op ${i}`);
               assert.equal(got.kvs[0]?.modRevision, r);

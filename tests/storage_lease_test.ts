@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { open, restoreSnapshot } from "../mod.ts";
+import { storeInternals } from "../src/store.ts";
 import { withTempDir } from "./storage_helpers.ts";
 
 function manualClock(startMs = Date.now()) {
@@ -58,7 +59,7 @@ Deno.test("a lease expires on time across a restart, keep-alives included", asyn
     const ttl = await db.timeToLive(id);
     assert.equal(ttl.ttl, 40);
     clock.advance(41_000);
-    assert.equal(await db.expireLeases(), 1);
+    assert.equal(await storeInternals.expireLeases(db), 1);
     assert.equal((await db.get("eph")).count, 0);
     await db.close();
 
@@ -71,7 +72,7 @@ Deno.test("a lease expires on time across a restart, keep-alives included", asyn
     clock.advance(20_000);
     db = await open(dir, { durability: "none", clock: clock.now });
     assert.equal((await db.get("late")).count, 0);
-    assert.equal(await db.expireLeases(), 0);
+    assert.equal(await storeInternals.expireLeases(db), 0);
     await db.close();
   });
 });

@@ -16,6 +16,14 @@ import type { CommandContext } from "./context.ts";
 export const ETCDCTL_VERSION = "3.4.23";
 /** The etcd API version. */
 export const API_VERSION = "3.4";
+/** revkv's own version (deno.json's `version`; a test keeps them equal). */
+export const REVKV_VERSION = "0.1.0";
+/**
+ * The one line of the root help that names revkv, after etcdctl's NAME
+ * line: etcdctl's lines stay as they are for scripts that parse them.
+ */
+export const REVKV_HELP_LINE =
+  `\trevkv ${REVKV_VERSION} - an embedded, etcd-compatible store speaking etcdctl ${ETCDCTL_VERSION}`;
 
 /** One command of the tree. */
 export interface Command {
@@ -247,6 +255,7 @@ export function helpText(command: Command): string {
     ? relativeName(command, rootOf(command))
     : commandName(command);
   text += `\t${name} - ${command.short}\n`;
+  if (!command.parent) text += `${REVKV_HELP_LINE}\n`;
   text += `\nUSAGE:\n\t${useLine(command)}\n`;
   if (!command.parent) text += `\nVERSION:\n\t${ETCDCTL_VERSION}\n`;
   const subs = command.commands ?? [];

@@ -8,10 +8,16 @@
  */
 
 import { open, type Store } from "../../mod.ts";
-import { CliExit, EXIT_BAD_CONNECTION, EXIT_BAD_FEATURE } from "./errors.ts";
+import {
+  CliExit,
+  EXIT_BAD_ARGS,
+  EXIT_BAD_CONNECTION,
+  EXIT_BAD_FEATURE,
+} from "./errors.ts";
 import type { FlagValue } from "./flags.ts";
 import { concatBytes } from "./go_format.ts";
 import { Output, type OutputFormat, Printer } from "./printers.ts";
+import type { RawArgs } from "./raw_args.ts";
 
 /** Something bytes can be written to (`Deno.stdout` is one). */
 export interface CliWriter {
@@ -37,12 +43,49 @@ export interface CliIO {
   env?: Record<string, string>;
   /** Aborted on Ctrl-C: ends `watch` and `lease keep-alive` cleanly. */
   signal?: AbortSignal;
+  /**
+   * The raw bytes of arguments that are not UTF-8 (`readRawArgs`), so keys
+   * and values are stored as the bytes the user gave; absent: none.
+   */
+  rawArgs?: RawArgs;
 }
 
 /** The default data dir of embedded mode. */
 export const DEFAULT_DATA_DIR = "default.revkv";
 /** The `--data-dir` value that opens a fresh in-memory store. */
 export const MEMORY_DATA_DIR = ":memory:";
+
+/** The file whose presence marks a data dir that holds a store. */
+const STORE_MARKER_FILE = "meta.json";
+
+/** Whether `dir` holds a revkv store (its `meta.json` exists). */
+async function holdsStore(dir: string): Promise<boolean> {
+  try {
+    await Deno.stat(`${dir}/${STORE_MARKER_FILE}`);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/**
+ * One line for a permission Deno refused, naming the flag that grants it
+ * (instead of Deno's `NotCapable` stack); undefined for other errors.
+ */
+export function permissionHint(error: unknown): string | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const isPermission = error instanceof Deno.errors.NotCapable ||
+    error instanceof Deno.errors.PermissionDenied &&
+      /--allow-/.test(error.message);
+  if (!isPermission) return undefined;
+  // Deno's message names the access: `Requires read access to "x", run
+  // again with the --allow-read flag`.
+  const flag = error.message.match(/--allow-[a-z-]+/)?.[0];
+  const what = error.message.match(/Requires ([a-z-]+ access to [^,]+)/)?.[1];
+  return `permission denied${what ? `: revkv needs ${what}` : ""}; ` +
+    `run deno with ${flag ?? "the missing --allow-* flag"} (or -A)`;
+}
 
 /** Writes every byte of `data`. */
 export async function writeAll(w: CliWriter, data: Uint8Array): Promise<void> {
@@ -131,7 +174,27 @@ export class FlagView {
     readonly args: string[],
     /** Flag values by long name (only the flags that were given). */
     readonly flags: Map<string, FlagValue>,
+    /** Raw bytes of the arguments that are not UTF-8. */
+    readonly rawArgs?: RawArgs,
   ) {}
+
+  /**
+   * A key or value argument as the user gave it: its raw bytes when it is
+   * not UTF-8 and the platform kept them, else the string.
+   * @throws CliExit 128 when two different non-UTF-8 arguments decode alike.
+   */
+  bytesOf(text: string): string | Uint8Array {
+    const raw = this.rawArgs?.get(text);
+    if (raw === undefined) return text;
+    if (raw === null) {
+      throw new CliExit(
+        EXIT_BAD_ARGS,
+        "two arguments that are not UTF-8 decode to the same text; " +
+          "revkv cannot tell their bytes apart (give one on stdin)",
+      );
+    }
+    return raw;
+  }
 
   /** A boolean flag. */
   bool(name: string): boolean {
@@ -173,7 +236,7 @@ export class CommandContext extends FlagView {
     /** Flushes `out` to stdout now (for streaming commands). */
     readonly flush: () => Promise<void>,
   ) {
-    super(args, flags);
+    super(args, flags, io.rawArgs);
     this.stdin = new LineReader(io.stdin);
   }
 
@@ -197,9 +260,15 @@ export class CommandContext extends FlagView {
    * The store: the one given in `io`, or the data dir opened in embedded
    * mode. Validates the output format first, as etcdctl does when it
    * creates its client.
+   *
+   * A data dir that holds no store yet is created only for a command that
+   * writes (`options.create`), and the CLI says so on stderr; any other
+   * command gets a clear error and creates nothing, as etcdctl fails
+   * against an endpoint where no etcd runs (a mistyped `--data-dir` must
+   * not silently start an empty store).
    * @throws CliExit 2 when the store cannot be opened, or in remote mode.
    */
-  async store(): Promise<Store> {
+  async store(options: { create?: boolean } = {}): Promise<Store> {
     this.printer();
     if (this.#store) return this.#store;
     if (this.io.store) return this.#store = this.io.store;
@@ -213,11 +282,31 @@ export class CommandContext extends FlagView {
       );
     }
     const dir = this.string("data-dir", DEFAULT_DATA_DIR);
+    if (dir === MEMORY_DATA_DIR) {
+      // A fresh in-memory store for this one invocation (for trying
+      // commands out, and for terminal tests of `txn -i`).
+      this.#store = await open();
+      this.#ownStore = true;
+      return this.#store;
+    }
+    let created = false;
     try {
-      // `:memory:` is a fresh in-memory store for this one invocation
-      // (for trying commands out, and for terminal tests of `txn -i`).
-      this.#store = await (dir === MEMORY_DATA_DIR ? open() : open(dir));
+      if (!(await holdsStore(dir))) {
+        if (!options.create) {
+          throw new CliExit(
+            EXIT_BAD_CONNECTION,
+            `no revkv store in data dir ${JSON.stringify(dir)}: ` +
+              "nothing was created (a write such as `put` creates it; " +
+              "check --data-dir)",
+          );
+        }
+        created = true;
+      }
+      this.#store = await open(dir);
     } catch (error) {
+      if (error instanceof CliExit) throw error;
+      const permission = permissionHint(error);
+      if (permission) throw new CliExit(EXIT_BAD_CONNECTION, permission);
       // A running server holds the lock; the CLI can talk to it instead.
       const hint = (error as Error).name === "LockedError"
         ? "; if that process is a revkv server, use --endpoints with its " +
@@ -231,6 +320,14 @@ export class CommandContext extends FlagView {
       );
     }
     this.#ownStore = true;
+    if (created) {
+      await writeAll(
+        this.io.stderr,
+        new TextEncoder().encode(
+          `revkv: created a new store in data dir ${JSON.stringify(dir)}\n`,
+        ),
+      );
+    }
     return this.#store;
   }
 

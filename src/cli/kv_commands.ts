@@ -7,6 +7,7 @@
  */
 
 import type {
+  Bytes,
   DeleteOptions,
   KeySelector,
   PutOptions,
@@ -15,7 +16,7 @@ import type {
   SortTarget,
 } from "../../mod.ts";
 import type { Command } from "./command.ts";
-import { API_VERSION, ETCDCTL_VERSION } from "./command.ts";
+import { API_VERSION, ETCDCTL_VERSION, REVKV_VERSION } from "./command.ts";
 import type { CommandContext, FlagView } from "./context.ts";
 import {
   CliExit,
@@ -133,7 +134,7 @@ export const GET_FLAGS: FlagSpec[] = [
 /** A validated `get`: the key and the store's range options. */
 export interface GetOp {
   /** The key. */
-  key: string;
+  key: Bytes;
   /** Range options. */
   options: RangeOptions;
 }
@@ -170,7 +171,7 @@ export function getOp(ctx: FlagView): GetOp {
     );
   }
   const options: RangeOptions = {};
-  const key = selectKeys(args, prefix, fromKey, options);
+  const key = selectKeys(ctx, prefix, fromKey, options);
   const limit = ctx.int("limit");
   if (limit !== 0n) options.limit = toNumber(limit);
   const rev = ctx.int("rev");
@@ -215,15 +216,16 @@ function prefixOrFromKey(
  * Sets the range options; returns the key.
  */
 function selectKeys(
-  args: readonly string[],
+  ctx: FlagView,
   prefix: boolean,
   fromKey: boolean,
   options: KeySelector,
-): string {
-  let key = args[0]!;
+): string | Uint8Array {
+  const { args } = ctx;
+  let key = ctx.bytesOf(args[0]!);
   if (args.length > 1) {
     if (prefix || fromKey) throw tooManyArgs();
-    options.rangeEnd = args[1]!;
+    options.rangeEnd = ctx.bytesOf(args[1]!);
   }
   if (prefix) {
     if (key.length === 0) [key, options.fromKey] = ["\0", true];
@@ -283,7 +285,7 @@ export const PUT_FLAGS: FlagSpec[] = [
 /** A validated `put`. */
 export interface PutOp {
   /** The key. */
-  key: string;
+  key: Bytes;
   /** The value (bytes when read from stdin). */
   value: string | Uint8Array;
   /** Put options. */
@@ -303,7 +305,7 @@ export async function putOp(
 ): Promise<PutOp> {
   const { args } = ctx;
   if (args.length === 0) throw new CliExit(EXIT_BAD_ARGS, PUT_NEEDS_ARGS);
-  const key = args[0]!;
+  const key = ctx.bytesOf(args[0]!);
   const ignoreValue = ctx.bool("ignore-value");
   if (ignoreValue && args.length > 1) {
     throw new CliExit(
@@ -313,7 +315,7 @@ export async function putOp(
   }
   let value: string | Uint8Array = "";
   if (!ignoreValue) {
-    if (args.length > 1) value = args[1]!;
+    if (args.length > 1) value = ctx.bytesOf(args[1]!);
     else {
       const bytes = stdin ? await stdin() : new Uint8Array(0);
       if (bytes.length === 0) throw new CliExit(EXIT_BAD_ARGS, PUT_NEEDS_ARGS);
@@ -339,7 +341,7 @@ export async function putOp(
 
 async function runPut(ctx: CommandContext): Promise<void> {
   const { key, value, options } = await putOp(ctx, () => ctx.stdin.readAll());
-  const db = await ctx.store();
+  const db = await ctx.store({ create: true });
   const response = await request(
     () => db.put(key, value, options),
     undefined,
@@ -364,7 +366,7 @@ export const DEL_FLAGS: FlagSpec[] = [
 /** A validated `del`. */
 export interface DelOp {
   /** The key. */
-  key: string;
+  key: Bytes;
   /** Delete options. */
   options: DeleteOptions;
 }
@@ -380,7 +382,7 @@ export function delOp(ctx: FlagView): DelOp {
   }
   const { prefix, fromKey } = prefixOrFromKey(ctx);
   const options: DeleteOptions = {};
-  const key = selectKeys(args, prefix, fromKey, options);
+  const key = selectKeys(ctx, prefix, fromKey, options);
   if (ctx.bool("prev-kv")) options.prevKv = true;
   return { key, options };
 }
@@ -423,6 +425,8 @@ async function runCompaction(ctx: CommandContext): Promise<void> {
 function runVersion(ctx: CommandContext): Promise<void> {
   ctx.out.line(`etcdctl version: ${ETCDCTL_VERSION}`);
   ctx.out.line(`API version: ${API_VERSION}`);
+  // revkv's own line comes after etcdctl's two, which scripts parse.
+  ctx.out.line(`revkv version: ${REVKV_VERSION}`);
   return Promise.resolve();
 }
 

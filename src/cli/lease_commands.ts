@@ -44,7 +44,7 @@ async function runGrant(ctx: CommandContext): Promise<void> {
   } catch (error) {
     throw new CliExit(EXIT_BAD_ARGS, `bad TTL (${(error as Error).message})`);
   }
-  const db = await ctx.store();
+  const db = await ctx.store({ create: true });
   const response = await request(
     () => db.grant(Number(ttl)),
     (m) => `failed to grant lease (${m})`,

@@ -29,7 +29,12 @@ import {
   helpText,
   link,
 } from "./command.ts";
-import { type CliIO, CommandContext, writeAll } from "./context.ts";
+import {
+  type CliIO,
+  CommandContext,
+  permissionHint,
+  writeAll,
+} from "./context.ts";
 import { CliExit, EXIT_ERROR, EXIT_SUCCESS } from "./errors.ts";
 import {
   boolFlag as bool,
@@ -227,11 +232,36 @@ export async function runCli(args: string[], io: CliIO): Promise<number> {
       if (error.message) await stderrText(`Error: ${error.message}\n`);
       return error.code;
     }
-    await stderrText(`Error: ${(error as Error).message ?? String(error)}\n`);
+    const message = permissionHint(error) ??
+      (error as Error).message ?? String(error);
+    await stderrText(`Error: ${message}\n`);
     return EXIT_ERROR;
   } finally {
     await ctx.close();
   }
+}
+
+/** The environment variable etcdctl reads for a global flag. */
+function envName(flag: string): string {
+  return "ETCDCTL_" + flag.toUpperCase().replaceAll("-", "_");
+}
+
+/**
+ * The `ETCDCTL_<FLAG>` variables of the global flags, read one by one from
+ * the process environment: only those, so `--allow-env=ETCDCTL_ENDPOINTS,…`
+ * is enough, and a variable Deno may not read is skipped without a prompt
+ * (the flag keeps its default).
+ */
+export function etcdctlEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const flag of GLOBAL_FLAGS) {
+    const variable = envName(flag.name);
+    const { state } = Deno.permissions.querySync({ name: "env", variable });
+    if (state !== "granted") continue;
+    const value = Deno.env.get(variable);
+    if (value !== undefined) env[variable] = value;
+  }
+  return env;
 }
 
 /**
@@ -247,8 +277,7 @@ function applyEnv(
   const specs = allFlags(command).filter((f) => globals.has(f.name));
   for (const spec of specs) {
     if (values.has(spec.name)) continue;
-    const name = "ETCDCTL_" + spec.name.toUpperCase().replaceAll("-", "_");
-    const value = env[name];
+    const value = env[envName(spec.name)];
     if (value === undefined) continue;
     const parsed = parseFlags([`--${spec.name}=${value}`], [spec]);
     values.set(spec.name, parsed.values.get(spec.name)!);

@@ -148,7 +148,7 @@ async function runTxn(ctx: CommandContext): Promise<void> {
   if (ctx.args.length !== 0) {
     throw new CliExit(EXIT_BAD_ARGS, "txn command does not accept argument");
   }
-  const db = await ctx.store();
+  const db = await ctx.store({ create: true });
   await prompt(ctx, "compares:");
   const compare = await readCompares(ctx);
   await prompt(ctx, "success requests (get, put, del):");

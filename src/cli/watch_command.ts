@@ -75,9 +75,9 @@ export const WATCH_FLAGS: FlagSpec[] = [
 /** What one watch asks for. */
 export interface WatchRequest {
   /** The key or range start. */
-  key: string;
+  key: string | Uint8Array;
   /** Range end, if given. */
-  rangeEnd?: string;
+  rangeEnd?: string | Uint8Array;
   /** Watch the prefix `key`. */
   prefix: boolean;
   /** Start revision (0: from now). */
@@ -110,12 +110,33 @@ function openWatch(
     if (key === "") [key, options.fromKey] = ["\0", true];
     else options.prefix = true;
   }
+  if (request.startRevision < 0) {
+    // etcd compares a negative start revision with its compacted revision,
+    // which is -1 until the first compaction: below it the watch is
+    // canceled as compacted (etcdctl exits 5); -1 on a store never
+    // compacted replays all history, as a start of 1 does.
+    const compacted = db.compactRevision > 0 ? db.compactRevision : -1;
+    if (request.startRevision < compacted) return compactedWatch(compacted);
+    options.startRevision = 1;
+  }
   if (request.startRevision > 0) options.startRevision = request.startRevision;
   try {
     return db.watch(key, options);
   } catch (error) {
     throw new CliExit(EXIT_BAD_ARGS, (error as Error).message);
   }
+}
+
+/** The one response of a watch canceled at once as compacted. */
+async function* compactedWatch(
+  compactRevision: number,
+): AsyncIterable<WatchResponseLike> {
+  yield {
+    header: { revision: 0 },
+    events: [],
+    compactRevision,
+    canceled: true,
+  };
 }
 
 function toPrintable(db: Store, r: WatchResponseLike): PrintableWatchResponse {

@@ -10,6 +10,7 @@ export class EtcdError extends Error {
   /** gRPC status code etcd uses for this error (e.g. 3 INVALID_ARGUMENT, 11 OUT_OF_RANGE). */
   readonly grpcCode: number;
   /**
+   * An error with etcd's message and gRPC code.
    * @param message etcd's error text, e.g. `etcdserver: mvcc: required revision has been compacted`.
    * @param grpcCode the gRPC status code etcd returns with it.
    */
@@ -24,7 +25,10 @@ export class EtcdError extends Error {
 export class CompactedError extends EtcdError {
   /** The store's compacted revision at the time of the request. */
   readonly compactRevision: number;
-  /** @param compactRevision the compacted revision. */
+  /**
+   * The compaction error, naming the compacted revision.
+   * @param compactRevision the compacted revision.
+   */
   constructor(compactRevision: number) {
     super("etcdserver: mvcc: required revision has been compacted", 11);
     this.name = "CompactedError";

@@ -32,6 +32,7 @@ export function toBytes(input: Bytes): Uint8Array {
  */
 export class KeyValue {
   /**
+   * A key-value pair as the store returns it.
    * @param key the key bytes.
    * @param createRevision revision of the put that created the current generation.
    * @param modRevision revision of the last modification.

@@ -60,7 +60,6 @@ import {
 import { WalWriter } from "./wal_writer.ts";
 import { ReplayState } from "./replay_state.ts";
 import { WasmWalEncoder } from "./wasm_wal_encoder.ts";
-import type { WalEncoder } from "./wal_codec.ts";
 import { DEFAULT_SNAPSHOT_COUNT } from "./journal.ts";
 import { type DurableLease, segmentPreamble } from "./segment_preamble.ts";
 
@@ -77,8 +76,6 @@ export interface DataDirOptions {
   snapshotCount?: number;
   /** File operations (tests inject faults here). */
   fs?: StorageFs;
-  /** WAL frame encoder (default: framing and CRC32C in wasm). */
-  encoder?: WalEncoder;
   /** Show a progress line when startup takes over a second (default: when stderr is a terminal). */
   progress?: boolean;
   /**
@@ -144,7 +141,7 @@ function resolve(options: DataDirOptions) {
     segmentBytes,
     snapshotCount,
     sync: durability === "fsync",
-    encoder: options.encoder ?? new WasmWalEncoder(),
+    encoder: new WasmWalEncoder(),
     progress: options.progress,
     replayWorker: options.replayWorker ?? "auto",
   };

@@ -30,7 +30,11 @@ export class NoSpaceError extends EtcdError {
   readonly file: string | undefined;
   /** The operation that found the disk full. */
   readonly operation: string | undefined;
-  /** @param failure where the disk was found full; omitted for the quota. */
+  /**
+   * A full disk (with `failure`) or the quota (without).
+   * @param failure where the disk was found full; omitted for the quota.
+   * @param cause the error of the failed call.
+   */
   constructor(failure?: StorageFailure, cause?: unknown) {
     super(
       failure
@@ -59,6 +63,7 @@ export class StorageFailedError extends Error {
   /** Whether the store stopped on this failure (fail-stop). */
   readonly stopped: boolean;
   /**
+   * A storage failure, named by its file and operation.
    * @param cause the error of the failed call (a named error is unwrapped
    *   for its file and operation).
    * @param options `failure`: where; `stopped`: the store stopped on it.
@@ -121,6 +126,7 @@ export function namedStorageError(
 /** The meta file (cluster and member IDs, term) does not verify. */
 export class MetaCorruptionError extends Error {
   /**
+   * A meta file that does not verify.
    * @param file the meta file.
    * @param offset where it went wrong (0: the file as a whole).
    * @param reason what was wrong.

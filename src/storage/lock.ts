@@ -22,6 +22,7 @@ const heldInProcess = new Set<string>();
 /** The data dir is open elsewhere. */
 export class LockedError extends Error {
   /**
+   * The lock at `path` is held by process `pid`.
    * @param path the lock file.
    * @param pid the holder's pid.
    */

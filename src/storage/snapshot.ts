@@ -100,6 +100,7 @@ export interface SnapshotStatus {
 /** A snapshot that does not verify. */
 export class SnapshotCorruptionError extends Error {
   /**
+   * Corruption found in a snapshot file.
    * @param file the snapshot file.
    * @param offset where it went wrong.
    * @param reason what was wrong.

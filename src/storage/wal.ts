@@ -71,6 +71,7 @@ export interface SegmentName {
 /** A checksum failure in the middle of the log: revkv refuses to open. */
 export class WalCorruptionError extends Error {
   /**
+   * Corruption found in a WAL segment.
    * @param file the segment file.
    * @param offset byte offset of the bad frame.
    * @param reason what was wrong.

@@ -132,7 +132,10 @@ export class TxnBuilder {
     failure: [],
   };
 
-  /** @param run executes the built request. */
+  /**
+   * A builder whose `commit()` hands the request to `run`.
+   * @param run executes the built request.
+   */
   constructor(readonly run: (request: TxnRequest) => Promise<TxnResponse>) {}
 
   /** Adds compares (all must hold). */
