@@ -533,11 +533,11 @@ function genInterface(m: MessageDesc): string {
 function genWrite(m: MessageDesc): string {
   const lines = [
     `/** Appends the fields of a \`${m.name}\` to \`w\` (no length prefix). */`,
-    `export function write${m.name}(w: Writer, m: Partial<${m.name}>): void {`,
+    `export function write${m.name}(w: Writer, m: PartialMessage<${m.name}>): void {`,
   ];
   if (m.fields.length === 0) {
     lines[1] =
-      `export function write${m.name}(_w: Writer, _m: Partial<${m.name}>): void {`;
+      `export function write${m.name}(_w: Writer, _m: PartialMessage<${m.name}>): void {`;
   }
   for (const f of m.fields) {
     const v = `m.${f.name}`;
@@ -598,7 +598,7 @@ function genWrite(m: MessageDesc): string {
   lines.push("}", "");
   lines.push(
     `/** Encodes a \`${m.name}\`; omitted and default-valued fields are not written. */`,
-    `export function encode${m.name}(message: Partial<${m.name}>): Uint8Array {`,
+    `export function encode${m.name}(message: PartialMessage<${m.name}>): Uint8Array {`,
     `  const w = beginEncode();`,
     `  write${m.name}(w, message);`,
     `  return endEncode(w);`,
@@ -723,6 +723,18 @@ export function generateMessages(model: ProtoModel): string {
     "",
     'import { beginEncode, EMPTY_BYTES, endEncode, Reader, type Writer } from "./protobuf.ts";',
     'export { WireDecodeError } from "./protobuf.ts";',
+    "",
+    "/**",
+    " * What an encoder accepts: any subset of a message's fields, nested",
+    " * messages included (`Partial<M>` is one).",
+    " */",
+    "export type PartialMessage<T> = { [K in keyof T]?: PartialField<T[K]> };",
+    "",
+    "/** One field of a {@link PartialMessage}. */",
+    "export type PartialField<F> = F extends Uint8Array ? F",
+    "  : F extends readonly (infer U)[] ? PartialField<U>[]",
+    "  : F extends object ? PartialMessage<F>",
+    "  : F;",
     "",
   ];
   for (const e of model.enums) out.push(genEnum(e));

@@ -22,6 +22,18 @@ import {
 } from "./protobuf.ts";
 export { WireDecodeError } from "./protobuf.ts";
 
+/**
+ * What an encoder accepts: any subset of a message's fields, nested
+ * messages included (`Partial<M>` is one).
+ */
+export type PartialMessage<T> = { [K in keyof T]?: PartialField<T[K]> };
+
+/** One field of a {@link PartialMessage}. */
+export type PartialField<F> = F extends Uint8Array ? F
+  : F extends readonly (infer U)[] ? PartialField<U>[]
+  : F extends object ? PartialMessage<F>
+  : F;
+
 /** protobuf enum `mvccpb.Event.EventType`. */
 export const Event_EventType = {
   PUT: 0,
@@ -105,7 +117,7 @@ export interface KeyValue {
 }
 
 /** Appends the fields of a `KeyValue` to `w` (no length prefix). */
-export function writeKeyValue(w: Writer, m: Partial<KeyValue>): void {
+export function writeKeyValue(w: Writer, m: PartialMessage<KeyValue>): void {
   if (m.key !== undefined && m.key.length !== 0) {
     w.uint32(10);
     w.bytes(m.key);
@@ -133,7 +145,7 @@ export function writeKeyValue(w: Writer, m: Partial<KeyValue>): void {
 }
 
 /** Encodes a `KeyValue`; omitted and default-valued fields are not written. */
-export function encodeKeyValue(message: Partial<KeyValue>): Uint8Array {
+export function encodeKeyValue(message: PartialMessage<KeyValue>): Uint8Array {
   const w = beginEncode();
   writeKeyValue(w, message);
   return endEncode(w);
@@ -214,7 +226,7 @@ export interface Event {
 }
 
 /** Appends the fields of a `Event` to `w` (no length prefix). */
-export function writeEvent(w: Writer, m: Partial<Event>): void {
+export function writeEvent(w: Writer, m: PartialMessage<Event>): void {
   if (m.type !== undefined && m.type !== 0) {
     w.uint32(8);
     w.int32(m.type);
@@ -234,7 +246,7 @@ export function writeEvent(w: Writer, m: Partial<Event>): void {
 }
 
 /** Encodes a `Event`; omitted and default-valued fields are not written. */
-export function encodeEvent(message: Partial<Event>): Uint8Array {
+export function encodeEvent(message: PartialMessage<Event>): Uint8Array {
   const w = beginEncode();
   writeEvent(w, message);
   return endEncode(w);
@@ -302,7 +314,7 @@ export interface UserAddOptions {
 /** Appends the fields of a `UserAddOptions` to `w` (no length prefix). */
 export function writeUserAddOptions(
   w: Writer,
-  m: Partial<UserAddOptions>,
+  m: PartialMessage<UserAddOptions>,
 ): void {
   if (m.noPassword === true) {
     w.uint32(8);
@@ -312,7 +324,7 @@ export function writeUserAddOptions(
 
 /** Encodes a `UserAddOptions`; omitted and default-valued fields are not written. */
 export function encodeUserAddOptions(
-  message: Partial<UserAddOptions>,
+  message: PartialMessage<UserAddOptions>,
 ): Uint8Array {
   const w = beginEncode();
   writeUserAddOptions(w, message);
@@ -373,7 +385,7 @@ export interface User {
 }
 
 /** Appends the fields of a `User` to `w` (no length prefix). */
-export function writeUser(w: Writer, m: Partial<User>): void {
+export function writeUser(w: Writer, m: PartialMessage<User>): void {
   if (m.name !== undefined && m.name.length !== 0) {
     w.uint32(10);
     w.bytes(m.name);
@@ -397,7 +409,7 @@ export function writeUser(w: Writer, m: Partial<User>): void {
 }
 
 /** Encodes a `User`; omitted and default-valued fields are not written. */
-export function encodeUser(message: Partial<User>): Uint8Array {
+export function encodeUser(message: PartialMessage<User>): Uint8Array {
   const w = beginEncode();
   writeUser(w, message);
   return endEncode(w);
@@ -468,7 +480,10 @@ export interface Permission {
 }
 
 /** Appends the fields of a `Permission` to `w` (no length prefix). */
-export function writePermission(w: Writer, m: Partial<Permission>): void {
+export function writePermission(
+  w: Writer,
+  m: PartialMessage<Permission>,
+): void {
   if (m.permType !== undefined && m.permType !== 0) {
     w.uint32(8);
     w.int32(m.permType);
@@ -484,7 +499,9 @@ export function writePermission(w: Writer, m: Partial<Permission>): void {
 }
 
 /** Encodes a `Permission`; omitted and default-valued fields are not written. */
-export function encodePermission(message: Partial<Permission>): Uint8Array {
+export function encodePermission(
+  message: PartialMessage<Permission>,
+): Uint8Array {
   const w = beginEncode();
   writePermission(w, message);
   return endEncode(w);
@@ -550,7 +567,7 @@ export interface Role {
 }
 
 /** Appends the fields of a `Role` to `w` (no length prefix). */
-export function writeRole(w: Writer, m: Partial<Role>): void {
+export function writeRole(w: Writer, m: PartialMessage<Role>): void {
   if (m.name !== undefined && m.name.length !== 0) {
     w.uint32(10);
     w.bytes(m.name);
@@ -566,7 +583,7 @@ export function writeRole(w: Writer, m: Partial<Role>): void {
 }
 
 /** Encodes a `Role`; omitted and default-valued fields are not written. */
-export function encodeRole(message: Partial<Role>): Uint8Array {
+export function encodeRole(message: PartialMessage<Role>): Uint8Array {
   const w = beginEncode();
   writeRole(w, message);
   return endEncode(w);
@@ -633,7 +650,7 @@ export interface ResponseHeader {
 /** Appends the fields of a `ResponseHeader` to `w` (no length prefix). */
 export function writeResponseHeader(
   w: Writer,
-  m: Partial<ResponseHeader>,
+  m: PartialMessage<ResponseHeader>,
 ): void {
   if (m.clusterId !== undefined && m.clusterId !== 0n) {
     w.uint32(8);
@@ -655,7 +672,7 @@ export function writeResponseHeader(
 
 /** Encodes a `ResponseHeader`; omitted and default-valued fields are not written. */
 export function encodeResponseHeader(
-  message: Partial<ResponseHeader>,
+  message: PartialMessage<ResponseHeader>,
 ): Uint8Array {
   const w = beginEncode();
   writeResponseHeader(w, message);
@@ -748,7 +765,10 @@ export interface RangeRequest {
 }
 
 /** Appends the fields of a `RangeRequest` to `w` (no length prefix). */
-export function writeRangeRequest(w: Writer, m: Partial<RangeRequest>): void {
+export function writeRangeRequest(
+  w: Writer,
+  m: PartialMessage<RangeRequest>,
+): void {
   if (m.key !== undefined && m.key.length !== 0) {
     w.uint32(10);
     w.bytes(m.key);
@@ -804,7 +824,9 @@ export function writeRangeRequest(w: Writer, m: Partial<RangeRequest>): void {
 }
 
 /** Encodes a `RangeRequest`; omitted and default-valued fields are not written. */
-export function encodeRangeRequest(message: Partial<RangeRequest>): Uint8Array {
+export function encodeRangeRequest(
+  message: PartialMessage<RangeRequest>,
+): Uint8Array {
   const w = beginEncode();
   writeRangeRequest(w, message);
   return endEncode(w);
@@ -917,7 +939,10 @@ export interface RangeResponse {
 }
 
 /** Appends the fields of a `RangeResponse` to `w` (no length prefix). */
-export function writeRangeResponse(w: Writer, m: Partial<RangeResponse>): void {
+export function writeRangeResponse(
+  w: Writer,
+  m: PartialMessage<RangeResponse>,
+): void {
   if (m.header !== undefined) {
     w.uint32(10);
     const start = w.fork();
@@ -944,7 +969,7 @@ export function writeRangeResponse(w: Writer, m: Partial<RangeResponse>): void {
 
 /** Encodes a `RangeResponse`; omitted and default-valued fields are not written. */
 export function encodeRangeResponse(
-  message: Partial<RangeResponse>,
+  message: PartialMessage<RangeResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeRangeResponse(w, message);
@@ -1029,7 +1054,10 @@ export interface PutRequest {
 }
 
 /** Appends the fields of a `PutRequest` to `w` (no length prefix). */
-export function writePutRequest(w: Writer, m: Partial<PutRequest>): void {
+export function writePutRequest(
+  w: Writer,
+  m: PartialMessage<PutRequest>,
+): void {
   if (m.key !== undefined && m.key.length !== 0) {
     w.uint32(10);
     w.bytes(m.key);
@@ -1057,7 +1085,9 @@ export function writePutRequest(w: Writer, m: Partial<PutRequest>): void {
 }
 
 /** Encodes a `PutRequest`; omitted and default-valued fields are not written. */
-export function encodePutRequest(message: Partial<PutRequest>): Uint8Array {
+export function encodePutRequest(
+  message: PartialMessage<PutRequest>,
+): Uint8Array {
   const w = beginEncode();
   writePutRequest(w, message);
   return endEncode(w);
@@ -1136,7 +1166,10 @@ export interface PutResponse {
 }
 
 /** Appends the fields of a `PutResponse` to `w` (no length prefix). */
-export function writePutResponse(w: Writer, m: Partial<PutResponse>): void {
+export function writePutResponse(
+  w: Writer,
+  m: PartialMessage<PutResponse>,
+): void {
   if (m.header !== undefined) {
     w.uint32(10);
     const start = w.fork();
@@ -1152,7 +1185,9 @@ export function writePutResponse(w: Writer, m: Partial<PutResponse>): void {
 }
 
 /** Encodes a `PutResponse`; omitted and default-valued fields are not written. */
-export function encodePutResponse(message: Partial<PutResponse>): Uint8Array {
+export function encodePutResponse(
+  message: PartialMessage<PutResponse>,
+): Uint8Array {
   const w = beginEncode();
   writePutResponse(w, message);
   return endEncode(w);
@@ -1224,7 +1259,7 @@ export interface DeleteRangeRequest {
 /** Appends the fields of a `DeleteRangeRequest` to `w` (no length prefix). */
 export function writeDeleteRangeRequest(
   w: Writer,
-  m: Partial<DeleteRangeRequest>,
+  m: PartialMessage<DeleteRangeRequest>,
 ): void {
   if (m.key !== undefined && m.key.length !== 0) {
     w.uint32(10);
@@ -1242,7 +1277,7 @@ export function writeDeleteRangeRequest(
 
 /** Encodes a `DeleteRangeRequest`; omitted and default-valued fields are not written. */
 export function encodeDeleteRangeRequest(
-  message: Partial<DeleteRangeRequest>,
+  message: PartialMessage<DeleteRangeRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeDeleteRangeRequest(w, message);
@@ -1315,7 +1350,7 @@ export interface DeleteRangeResponse {
 /** Appends the fields of a `DeleteRangeResponse` to `w` (no length prefix). */
 export function writeDeleteRangeResponse(
   w: Writer,
-  m: Partial<DeleteRangeResponse>,
+  m: PartialMessage<DeleteRangeResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -1339,7 +1374,7 @@ export function writeDeleteRangeResponse(
 
 /** Encodes a `DeleteRangeResponse`; omitted and default-valued fields are not written. */
 export function encodeDeleteRangeResponse(
-  message: Partial<DeleteRangeResponse>,
+  message: PartialMessage<DeleteRangeResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeDeleteRangeResponse(w, message);
@@ -1418,7 +1453,7 @@ export interface RequestOp {
 }
 
 /** Appends the fields of a `RequestOp` to `w` (no length prefix). */
-export function writeRequestOp(w: Writer, m: Partial<RequestOp>): void {
+export function writeRequestOp(w: Writer, m: PartialMessage<RequestOp>): void {
   if (m.requestRange !== undefined) {
     w.uint32(10);
     const start = w.fork();
@@ -1446,7 +1481,9 @@ export function writeRequestOp(w: Writer, m: Partial<RequestOp>): void {
 }
 
 /** Encodes a `RequestOp`; omitted and default-valued fields are not written. */
-export function encodeRequestOp(message: Partial<RequestOp>): Uint8Array {
+export function encodeRequestOp(
+  message: PartialMessage<RequestOp>,
+): Uint8Array {
   const w = beginEncode();
   writeRequestOp(w, message);
   return endEncode(w);
@@ -1548,7 +1585,10 @@ export interface ResponseOp {
 }
 
 /** Appends the fields of a `ResponseOp` to `w` (no length prefix). */
-export function writeResponseOp(w: Writer, m: Partial<ResponseOp>): void {
+export function writeResponseOp(
+  w: Writer,
+  m: PartialMessage<ResponseOp>,
+): void {
   if (m.responseRange !== undefined) {
     w.uint32(10);
     const start = w.fork();
@@ -1576,7 +1616,9 @@ export function writeResponseOp(w: Writer, m: Partial<ResponseOp>): void {
 }
 
 /** Encodes a `ResponseOp`; omitted and default-valued fields are not written. */
-export function encodeResponseOp(message: Partial<ResponseOp>): Uint8Array {
+export function encodeResponseOp(
+  message: PartialMessage<ResponseOp>,
+): Uint8Array {
   const w = beginEncode();
   writeResponseOp(w, message);
   return endEncode(w);
@@ -1688,7 +1730,7 @@ export interface Compare {
 }
 
 /** Appends the fields of a `Compare` to `w` (no length prefix). */
-export function writeCompare(w: Writer, m: Partial<Compare>): void {
+export function writeCompare(w: Writer, m: PartialMessage<Compare>): void {
   if (m.result !== undefined && m.result !== 0) {
     w.uint32(8);
     w.int32(m.result);
@@ -1728,7 +1770,7 @@ export function writeCompare(w: Writer, m: Partial<Compare>): void {
 }
 
 /** Encodes a `Compare`; omitted and default-valued fields are not written. */
-export function encodeCompare(message: Partial<Compare>): Uint8Array {
+export function encodeCompare(message: PartialMessage<Compare>): Uint8Array {
   const w = beginEncode();
   writeCompare(w, message);
   return endEncode(w);
@@ -1842,7 +1884,10 @@ export interface TxnRequest {
 }
 
 /** Appends the fields of a `TxnRequest` to `w` (no length prefix). */
-export function writeTxnRequest(w: Writer, m: Partial<TxnRequest>): void {
+export function writeTxnRequest(
+  w: Writer,
+  m: PartialMessage<TxnRequest>,
+): void {
   if (m.compare !== undefined) {
     for (const item of m.compare) {
       w.uint32(10);
@@ -1870,7 +1915,9 @@ export function writeTxnRequest(w: Writer, m: Partial<TxnRequest>): void {
 }
 
 /** Encodes a `TxnRequest`; omitted and default-valued fields are not written. */
-export function encodeTxnRequest(message: Partial<TxnRequest>): Uint8Array {
+export function encodeTxnRequest(
+  message: PartialMessage<TxnRequest>,
+): Uint8Array {
   const w = beginEncode();
   writeTxnRequest(w, message);
   return endEncode(w);
@@ -1947,7 +1994,10 @@ export interface TxnResponse {
 }
 
 /** Appends the fields of a `TxnResponse` to `w` (no length prefix). */
-export function writeTxnResponse(w: Writer, m: Partial<TxnResponse>): void {
+export function writeTxnResponse(
+  w: Writer,
+  m: PartialMessage<TxnResponse>,
+): void {
   if (m.header !== undefined) {
     w.uint32(10);
     const start = w.fork();
@@ -1969,7 +2019,9 @@ export function writeTxnResponse(w: Writer, m: Partial<TxnResponse>): void {
 }
 
 /** Encodes a `TxnResponse`; omitted and default-valued fields are not written. */
-export function encodeTxnResponse(message: Partial<TxnResponse>): Uint8Array {
+export function encodeTxnResponse(
+  message: PartialMessage<TxnResponse>,
+): Uint8Array {
   const w = beginEncode();
   writeTxnResponse(w, message);
   return endEncode(w);
@@ -2043,7 +2095,7 @@ export interface CompactionRequest {
 /** Appends the fields of a `CompactionRequest` to `w` (no length prefix). */
 export function writeCompactionRequest(
   w: Writer,
-  m: Partial<CompactionRequest>,
+  m: PartialMessage<CompactionRequest>,
 ): void {
   if (m.revision !== undefined && m.revision !== 0n) {
     w.uint32(8);
@@ -2057,7 +2109,7 @@ export function writeCompactionRequest(
 
 /** Encodes a `CompactionRequest`; omitted and default-valued fields are not written. */
 export function encodeCompactionRequest(
-  message: Partial<CompactionRequest>,
+  message: PartialMessage<CompactionRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeCompactionRequest(w, message);
@@ -2120,7 +2172,7 @@ export interface CompactionResponse {
 /** Appends the fields of a `CompactionResponse` to `w` (no length prefix). */
 export function writeCompactionResponse(
   w: Writer,
-  m: Partial<CompactionResponse>,
+  m: PartialMessage<CompactionResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -2132,7 +2184,7 @@ export function writeCompactionResponse(
 
 /** Encodes a `CompactionResponse`; omitted and default-valued fields are not written. */
 export function encodeCompactionResponse(
-  message: Partial<CompactionResponse>,
+  message: PartialMessage<CompactionResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeCompactionResponse(w, message);
@@ -2193,11 +2245,16 @@ export interface HashRequest {
 }
 
 /** Appends the fields of a `HashRequest` to `w` (no length prefix). */
-export function writeHashRequest(_w: Writer, _m: Partial<HashRequest>): void {
+export function writeHashRequest(
+  _w: Writer,
+  _m: PartialMessage<HashRequest>,
+): void {
 }
 
 /** Encodes a `HashRequest`; omitted and default-valued fields are not written. */
-export function encodeHashRequest(message: Partial<HashRequest>): Uint8Array {
+export function encodeHashRequest(
+  message: PartialMessage<HashRequest>,
+): Uint8Array {
   const w = beginEncode();
   writeHashRequest(w, message);
   return endEncode(w);
@@ -2240,7 +2297,10 @@ export interface HashKVRequest {
 }
 
 /** Appends the fields of a `HashKVRequest` to `w` (no length prefix). */
-export function writeHashKVRequest(w: Writer, m: Partial<HashKVRequest>): void {
+export function writeHashKVRequest(
+  w: Writer,
+  m: PartialMessage<HashKVRequest>,
+): void {
   if (m.revision !== undefined && m.revision !== 0n) {
     w.uint32(8);
     w.int64(m.revision);
@@ -2249,7 +2309,7 @@ export function writeHashKVRequest(w: Writer, m: Partial<HashKVRequest>): void {
 
 /** Encodes a `HashKVRequest`; omitted and default-valued fields are not written. */
 export function encodeHashKVRequest(
-  message: Partial<HashKVRequest>,
+  message: PartialMessage<HashKVRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeHashKVRequest(w, message);
@@ -2312,7 +2372,7 @@ export interface HashKVResponse {
 /** Appends the fields of a `HashKVResponse` to `w` (no length prefix). */
 export function writeHashKVResponse(
   w: Writer,
-  m: Partial<HashKVResponse>,
+  m: PartialMessage<HashKVResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -2332,7 +2392,7 @@ export function writeHashKVResponse(
 
 /** Encodes a `HashKVResponse`; omitted and default-valued fields are not written. */
 export function encodeHashKVResponse(
-  message: Partial<HashKVResponse>,
+  message: PartialMessage<HashKVResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeHashKVResponse(w, message);
@@ -2402,7 +2462,10 @@ export interface HashResponse {
 }
 
 /** Appends the fields of a `HashResponse` to `w` (no length prefix). */
-export function writeHashResponse(w: Writer, m: Partial<HashResponse>): void {
+export function writeHashResponse(
+  w: Writer,
+  m: PartialMessage<HashResponse>,
+): void {
   if (m.header !== undefined) {
     w.uint32(10);
     const start = w.fork();
@@ -2416,7 +2479,9 @@ export function writeHashResponse(w: Writer, m: Partial<HashResponse>): void {
 }
 
 /** Encodes a `HashResponse`; omitted and default-valued fields are not written. */
-export function encodeHashResponse(message: Partial<HashResponse>): Uint8Array {
+export function encodeHashResponse(
+  message: PartialMessage<HashResponse>,
+): Uint8Array {
   const w = beginEncode();
   writeHashResponse(w, message);
   return endEncode(w);
@@ -2480,13 +2545,13 @@ export interface SnapshotRequest {
 /** Appends the fields of a `SnapshotRequest` to `w` (no length prefix). */
 export function writeSnapshotRequest(
   _w: Writer,
-  _m: Partial<SnapshotRequest>,
+  _m: PartialMessage<SnapshotRequest>,
 ): void {
 }
 
 /** Encodes a `SnapshotRequest`; omitted and default-valued fields are not written. */
 export function encodeSnapshotRequest(
-  message: Partial<SnapshotRequest>,
+  message: PartialMessage<SnapshotRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeSnapshotRequest(w, message);
@@ -2536,7 +2601,7 @@ export interface SnapshotResponse {
 /** Appends the fields of a `SnapshotResponse` to `w` (no length prefix). */
 export function writeSnapshotResponse(
   w: Writer,
-  m: Partial<SnapshotResponse>,
+  m: PartialMessage<SnapshotResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -2556,7 +2621,7 @@ export function writeSnapshotResponse(
 
 /** Encodes a `SnapshotResponse`; omitted and default-valued fields are not written. */
 export function encodeSnapshotResponse(
-  message: Partial<SnapshotResponse>,
+  message: PartialMessage<SnapshotResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeSnapshotResponse(w, message);
@@ -2628,7 +2693,10 @@ export interface WatchRequest {
 }
 
 /** Appends the fields of a `WatchRequest` to `w` (no length prefix). */
-export function writeWatchRequest(w: Writer, m: Partial<WatchRequest>): void {
+export function writeWatchRequest(
+  w: Writer,
+  m: PartialMessage<WatchRequest>,
+): void {
   if (m.createRequest !== undefined) {
     w.uint32(10);
     const start = w.fork();
@@ -2650,7 +2718,9 @@ export function writeWatchRequest(w: Writer, m: Partial<WatchRequest>): void {
 }
 
 /** Encodes a `WatchRequest`; omitted and default-valued fields are not written. */
-export function encodeWatchRequest(message: Partial<WatchRequest>): Uint8Array {
+export function encodeWatchRequest(
+  message: PartialMessage<WatchRequest>,
+): Uint8Array {
   const w = beginEncode();
   writeWatchRequest(w, message);
   return endEncode(w);
@@ -2749,7 +2819,7 @@ export interface WatchCreateRequest {
 /** Appends the fields of a `WatchCreateRequest` to `w` (no length prefix). */
 export function writeWatchCreateRequest(
   w: Writer,
-  m: Partial<WatchCreateRequest>,
+  m: PartialMessage<WatchCreateRequest>,
 ): void {
   if (m.key !== undefined && m.key.length !== 0) {
     w.uint32(10);
@@ -2789,7 +2859,7 @@ export function writeWatchCreateRequest(
 
 /** Encodes a `WatchCreateRequest`; omitted and default-valued fields are not written. */
 export function encodeWatchCreateRequest(
-  message: Partial<WatchCreateRequest>,
+  message: PartialMessage<WatchCreateRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeWatchCreateRequest(w, message);
@@ -2885,7 +2955,7 @@ export interface WatchCancelRequest {
 /** Appends the fields of a `WatchCancelRequest` to `w` (no length prefix). */
 export function writeWatchCancelRequest(
   w: Writer,
-  m: Partial<WatchCancelRequest>,
+  m: PartialMessage<WatchCancelRequest>,
 ): void {
   if (m.watchId !== undefined && m.watchId !== 0n) {
     w.uint32(8);
@@ -2895,7 +2965,7 @@ export function writeWatchCancelRequest(
 
 /** Encodes a `WatchCancelRequest`; omitted and default-valued fields are not written. */
 export function encodeWatchCancelRequest(
-  message: Partial<WatchCancelRequest>,
+  message: PartialMessage<WatchCancelRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeWatchCancelRequest(w, message);
@@ -2955,13 +3025,13 @@ export interface WatchProgressRequest {
 /** Appends the fields of a `WatchProgressRequest` to `w` (no length prefix). */
 export function writeWatchProgressRequest(
   _w: Writer,
-  _m: Partial<WatchProgressRequest>,
+  _m: PartialMessage<WatchProgressRequest>,
 ): void {
 }
 
 /** Encodes a `WatchProgressRequest`; omitted and default-valued fields are not written. */
 export function encodeWatchProgressRequest(
-  message: Partial<WatchProgressRequest>,
+  message: PartialMessage<WatchProgressRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeWatchProgressRequest(w, message);
@@ -3021,7 +3091,10 @@ export interface WatchResponse {
 }
 
 /** Appends the fields of a `WatchResponse` to `w` (no length prefix). */
-export function writeWatchResponse(w: Writer, m: Partial<WatchResponse>): void {
+export function writeWatchResponse(
+  w: Writer,
+  m: PartialMessage<WatchResponse>,
+): void {
   if (m.header !== undefined) {
     w.uint32(10);
     const start = w.fork();
@@ -3064,7 +3137,7 @@ export function writeWatchResponse(w: Writer, m: Partial<WatchResponse>): void {
 
 /** Encodes a `WatchResponse`; omitted and default-valued fields are not written. */
 export function encodeWatchResponse(
-  message: Partial<WatchResponse>,
+  message: PartialMessage<WatchResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeWatchResponse(w, message);
@@ -3160,7 +3233,7 @@ export interface LeaseGrantRequest {
 /** Appends the fields of a `LeaseGrantRequest` to `w` (no length prefix). */
 export function writeLeaseGrantRequest(
   w: Writer,
-  m: Partial<LeaseGrantRequest>,
+  m: PartialMessage<LeaseGrantRequest>,
 ): void {
   if (m.TTL !== undefined && m.TTL !== 0n) {
     w.uint32(8);
@@ -3174,7 +3247,7 @@ export function writeLeaseGrantRequest(
 
 /** Encodes a `LeaseGrantRequest`; omitted and default-valued fields are not written. */
 export function encodeLeaseGrantRequest(
-  message: Partial<LeaseGrantRequest>,
+  message: PartialMessage<LeaseGrantRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeLeaseGrantRequest(w, message);
@@ -3243,7 +3316,7 @@ export interface LeaseGrantResponse {
 /** Appends the fields of a `LeaseGrantResponse` to `w` (no length prefix). */
 export function writeLeaseGrantResponse(
   w: Writer,
-  m: Partial<LeaseGrantResponse>,
+  m: PartialMessage<LeaseGrantResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -3267,7 +3340,7 @@ export function writeLeaseGrantResponse(
 
 /** Encodes a `LeaseGrantResponse`; omitted and default-valued fields are not written. */
 export function encodeLeaseGrantResponse(
-  message: Partial<LeaseGrantResponse>,
+  message: PartialMessage<LeaseGrantResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeLeaseGrantResponse(w, message);
@@ -3343,7 +3416,7 @@ export interface LeaseRevokeRequest {
 /** Appends the fields of a `LeaseRevokeRequest` to `w` (no length prefix). */
 export function writeLeaseRevokeRequest(
   w: Writer,
-  m: Partial<LeaseRevokeRequest>,
+  m: PartialMessage<LeaseRevokeRequest>,
 ): void {
   if (m.ID !== undefined && m.ID !== 0n) {
     w.uint32(8);
@@ -3353,7 +3426,7 @@ export function writeLeaseRevokeRequest(
 
 /** Encodes a `LeaseRevokeRequest`; omitted and default-valued fields are not written. */
 export function encodeLeaseRevokeRequest(
-  message: Partial<LeaseRevokeRequest>,
+  message: PartialMessage<LeaseRevokeRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeLeaseRevokeRequest(w, message);
@@ -3414,7 +3487,7 @@ export interface LeaseRevokeResponse {
 /** Appends the fields of a `LeaseRevokeResponse` to `w` (no length prefix). */
 export function writeLeaseRevokeResponse(
   w: Writer,
-  m: Partial<LeaseRevokeResponse>,
+  m: PartialMessage<LeaseRevokeResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -3426,7 +3499,7 @@ export function writeLeaseRevokeResponse(
 
 /** Encodes a `LeaseRevokeResponse`; omitted and default-valued fields are not written. */
 export function encodeLeaseRevokeResponse(
-  message: Partial<LeaseRevokeResponse>,
+  message: PartialMessage<LeaseRevokeResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeLeaseRevokeResponse(w, message);
@@ -3492,7 +3565,7 @@ export interface LeaseCheckpoint {
 /** Appends the fields of a `LeaseCheckpoint` to `w` (no length prefix). */
 export function writeLeaseCheckpoint(
   w: Writer,
-  m: Partial<LeaseCheckpoint>,
+  m: PartialMessage<LeaseCheckpoint>,
 ): void {
   if (m.ID !== undefined && m.ID !== 0n) {
     w.uint32(8);
@@ -3506,7 +3579,7 @@ export function writeLeaseCheckpoint(
 
 /** Encodes a `LeaseCheckpoint`; omitted and default-valued fields are not written. */
 export function encodeLeaseCheckpoint(
-  message: Partial<LeaseCheckpoint>,
+  message: PartialMessage<LeaseCheckpoint>,
 ): Uint8Array {
   const w = beginEncode();
   writeLeaseCheckpoint(w, message);
@@ -3569,7 +3642,7 @@ export interface LeaseCheckpointRequest {
 /** Appends the fields of a `LeaseCheckpointRequest` to `w` (no length prefix). */
 export function writeLeaseCheckpointRequest(
   w: Writer,
-  m: Partial<LeaseCheckpointRequest>,
+  m: PartialMessage<LeaseCheckpointRequest>,
 ): void {
   if (m.checkpoints !== undefined) {
     for (const item of m.checkpoints) {
@@ -3583,7 +3656,7 @@ export function writeLeaseCheckpointRequest(
 
 /** Encodes a `LeaseCheckpointRequest`; omitted and default-valued fields are not written. */
 export function encodeLeaseCheckpointRequest(
-  message: Partial<LeaseCheckpointRequest>,
+  message: PartialMessage<LeaseCheckpointRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeLeaseCheckpointRequest(w, message);
@@ -3647,7 +3720,7 @@ export interface LeaseCheckpointResponse {
 /** Appends the fields of a `LeaseCheckpointResponse` to `w` (no length prefix). */
 export function writeLeaseCheckpointResponse(
   w: Writer,
-  m: Partial<LeaseCheckpointResponse>,
+  m: PartialMessage<LeaseCheckpointResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -3659,7 +3732,7 @@ export function writeLeaseCheckpointResponse(
 
 /** Encodes a `LeaseCheckpointResponse`; omitted and default-valued fields are not written. */
 export function encodeLeaseCheckpointResponse(
-  message: Partial<LeaseCheckpointResponse>,
+  message: PartialMessage<LeaseCheckpointResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeLeaseCheckpointResponse(w, message);
@@ -3723,7 +3796,7 @@ export interface LeaseKeepAliveRequest {
 /** Appends the fields of a `LeaseKeepAliveRequest` to `w` (no length prefix). */
 export function writeLeaseKeepAliveRequest(
   w: Writer,
-  m: Partial<LeaseKeepAliveRequest>,
+  m: PartialMessage<LeaseKeepAliveRequest>,
 ): void {
   if (m.ID !== undefined && m.ID !== 0n) {
     w.uint32(8);
@@ -3733,7 +3806,7 @@ export function writeLeaseKeepAliveRequest(
 
 /** Encodes a `LeaseKeepAliveRequest`; omitted and default-valued fields are not written. */
 export function encodeLeaseKeepAliveRequest(
-  message: Partial<LeaseKeepAliveRequest>,
+  message: PartialMessage<LeaseKeepAliveRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeLeaseKeepAliveRequest(w, message);
@@ -3798,7 +3871,7 @@ export interface LeaseKeepAliveResponse {
 /** Appends the fields of a `LeaseKeepAliveResponse` to `w` (no length prefix). */
 export function writeLeaseKeepAliveResponse(
   w: Writer,
-  m: Partial<LeaseKeepAliveResponse>,
+  m: PartialMessage<LeaseKeepAliveResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -3818,7 +3891,7 @@ export function writeLeaseKeepAliveResponse(
 
 /** Encodes a `LeaseKeepAliveResponse`; omitted and default-valued fields are not written. */
 export function encodeLeaseKeepAliveResponse(
-  message: Partial<LeaseKeepAliveResponse>,
+  message: PartialMessage<LeaseKeepAliveResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeLeaseKeepAliveResponse(w, message);
@@ -3892,7 +3965,7 @@ export interface LeaseTimeToLiveRequest {
 /** Appends the fields of a `LeaseTimeToLiveRequest` to `w` (no length prefix). */
 export function writeLeaseTimeToLiveRequest(
   w: Writer,
-  m: Partial<LeaseTimeToLiveRequest>,
+  m: PartialMessage<LeaseTimeToLiveRequest>,
 ): void {
   if (m.ID !== undefined && m.ID !== 0n) {
     w.uint32(8);
@@ -3906,7 +3979,7 @@ export function writeLeaseTimeToLiveRequest(
 
 /** Encodes a `LeaseTimeToLiveRequest`; omitted and default-valued fields are not written. */
 export function encodeLeaseTimeToLiveRequest(
-  message: Partial<LeaseTimeToLiveRequest>,
+  message: PartialMessage<LeaseTimeToLiveRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeLeaseTimeToLiveRequest(w, message);
@@ -3979,7 +4052,7 @@ export interface LeaseTimeToLiveResponse {
 /** Appends the fields of a `LeaseTimeToLiveResponse` to `w` (no length prefix). */
 export function writeLeaseTimeToLiveResponse(
   w: Writer,
-  m: Partial<LeaseTimeToLiveResponse>,
+  m: PartialMessage<LeaseTimeToLiveResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -4009,7 +4082,7 @@ export function writeLeaseTimeToLiveResponse(
 
 /** Encodes a `LeaseTimeToLiveResponse`; omitted and default-valued fields are not written. */
 export function encodeLeaseTimeToLiveResponse(
-  message: Partial<LeaseTimeToLiveResponse>,
+  message: PartialMessage<LeaseTimeToLiveResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeLeaseTimeToLiveResponse(w, message);
@@ -4089,13 +4162,13 @@ export interface LeaseLeasesRequest {
 /** Appends the fields of a `LeaseLeasesRequest` to `w` (no length prefix). */
 export function writeLeaseLeasesRequest(
   _w: Writer,
-  _m: Partial<LeaseLeasesRequest>,
+  _m: PartialMessage<LeaseLeasesRequest>,
 ): void {
 }
 
 /** Encodes a `LeaseLeasesRequest`; omitted and default-valued fields are not written. */
 export function encodeLeaseLeasesRequest(
-  message: Partial<LeaseLeasesRequest>,
+  message: PartialMessage<LeaseLeasesRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeLeaseLeasesRequest(w, message);
@@ -4141,7 +4214,10 @@ export interface LeaseStatus {
 }
 
 /** Appends the fields of a `LeaseStatus` to `w` (no length prefix). */
-export function writeLeaseStatus(w: Writer, m: Partial<LeaseStatus>): void {
+export function writeLeaseStatus(
+  w: Writer,
+  m: PartialMessage<LeaseStatus>,
+): void {
   if (m.ID !== undefined && m.ID !== 0n) {
     w.uint32(8);
     w.int64(m.ID);
@@ -4149,7 +4225,9 @@ export function writeLeaseStatus(w: Writer, m: Partial<LeaseStatus>): void {
 }
 
 /** Encodes a `LeaseStatus`; omitted and default-valued fields are not written. */
-export function encodeLeaseStatus(message: Partial<LeaseStatus>): Uint8Array {
+export function encodeLeaseStatus(
+  message: PartialMessage<LeaseStatus>,
+): Uint8Array {
   const w = beginEncode();
   writeLeaseStatus(w, message);
   return endEncode(w);
@@ -4207,7 +4285,7 @@ export interface LeaseLeasesResponse {
 /** Appends the fields of a `LeaseLeasesResponse` to `w` (no length prefix). */
 export function writeLeaseLeasesResponse(
   w: Writer,
-  m: Partial<LeaseLeasesResponse>,
+  m: PartialMessage<LeaseLeasesResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -4227,7 +4305,7 @@ export function writeLeaseLeasesResponse(
 
 /** Encodes a `LeaseLeasesResponse`; omitted and default-valued fields are not written. */
 export function encodeLeaseLeasesResponse(
-  message: Partial<LeaseLeasesResponse>,
+  message: PartialMessage<LeaseLeasesResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeLeaseLeasesResponse(w, message);
@@ -4304,7 +4382,7 @@ export interface Member {
 }
 
 /** Appends the fields of a `Member` to `w` (no length prefix). */
-export function writeMember(w: Writer, m: Partial<Member>): void {
+export function writeMember(w: Writer, m: PartialMessage<Member>): void {
   if (m.ID !== undefined && m.ID !== 0n) {
     w.uint32(8);
     w.uint64(m.ID);
@@ -4332,7 +4410,7 @@ export function writeMember(w: Writer, m: Partial<Member>): void {
 }
 
 /** Encodes a `Member`; omitted and default-valued fields are not written. */
-export function encodeMember(message: Partial<Member>): Uint8Array {
+export function encodeMember(message: PartialMessage<Member>): Uint8Array {
   const w = beginEncode();
   writeMember(w, message);
   return endEncode(w);
@@ -4405,7 +4483,7 @@ export interface MemberAddRequest {
 /** Appends the fields of a `MemberAddRequest` to `w` (no length prefix). */
 export function writeMemberAddRequest(
   w: Writer,
-  m: Partial<MemberAddRequest>,
+  m: PartialMessage<MemberAddRequest>,
 ): void {
   if (m.peerURLs !== undefined) {
     for (const item of m.peerURLs) {
@@ -4421,7 +4499,7 @@ export function writeMemberAddRequest(
 
 /** Encodes a `MemberAddRequest`; omitted and default-valued fields are not written. */
 export function encodeMemberAddRequest(
-  message: Partial<MemberAddRequest>,
+  message: PartialMessage<MemberAddRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeMemberAddRequest(w, message);
@@ -4488,7 +4566,7 @@ export interface MemberAddResponse {
 /** Appends the fields of a `MemberAddResponse` to `w` (no length prefix). */
 export function writeMemberAddResponse(
   w: Writer,
-  m: Partial<MemberAddResponse>,
+  m: PartialMessage<MemberAddResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -4514,7 +4592,7 @@ export function writeMemberAddResponse(
 
 /** Encodes a `MemberAddResponse`; omitted and default-valued fields are not written. */
 export function encodeMemberAddResponse(
-  message: Partial<MemberAddResponse>,
+  message: PartialMessage<MemberAddResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeMemberAddResponse(w, message);
@@ -4590,7 +4668,7 @@ export interface MemberRemoveRequest {
 /** Appends the fields of a `MemberRemoveRequest` to `w` (no length prefix). */
 export function writeMemberRemoveRequest(
   w: Writer,
-  m: Partial<MemberRemoveRequest>,
+  m: PartialMessage<MemberRemoveRequest>,
 ): void {
   if (m.ID !== undefined && m.ID !== 0n) {
     w.uint32(8);
@@ -4600,7 +4678,7 @@ export function writeMemberRemoveRequest(
 
 /** Encodes a `MemberRemoveRequest`; omitted and default-valued fields are not written. */
 export function encodeMemberRemoveRequest(
-  message: Partial<MemberRemoveRequest>,
+  message: PartialMessage<MemberRemoveRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeMemberRemoveRequest(w, message);
@@ -4663,7 +4741,7 @@ export interface MemberRemoveResponse {
 /** Appends the fields of a `MemberRemoveResponse` to `w` (no length prefix). */
 export function writeMemberRemoveResponse(
   w: Writer,
-  m: Partial<MemberRemoveResponse>,
+  m: PartialMessage<MemberRemoveResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -4683,7 +4761,7 @@ export function writeMemberRemoveResponse(
 
 /** Encodes a `MemberRemoveResponse`; omitted and default-valued fields are not written. */
 export function encodeMemberRemoveResponse(
-  message: Partial<MemberRemoveResponse>,
+  message: PartialMessage<MemberRemoveResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeMemberRemoveResponse(w, message);
@@ -4756,7 +4834,7 @@ export interface MemberUpdateRequest {
 /** Appends the fields of a `MemberUpdateRequest` to `w` (no length prefix). */
 export function writeMemberUpdateRequest(
   w: Writer,
-  m: Partial<MemberUpdateRequest>,
+  m: PartialMessage<MemberUpdateRequest>,
 ): void {
   if (m.ID !== undefined && m.ID !== 0n) {
     w.uint32(8);
@@ -4772,7 +4850,7 @@ export function writeMemberUpdateRequest(
 
 /** Encodes a `MemberUpdateRequest`; omitted and default-valued fields are not written. */
 export function encodeMemberUpdateRequest(
-  message: Partial<MemberUpdateRequest>,
+  message: PartialMessage<MemberUpdateRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeMemberUpdateRequest(w, message);
@@ -4839,7 +4917,7 @@ export interface MemberUpdateResponse {
 /** Appends the fields of a `MemberUpdateResponse` to `w` (no length prefix). */
 export function writeMemberUpdateResponse(
   w: Writer,
-  m: Partial<MemberUpdateResponse>,
+  m: PartialMessage<MemberUpdateResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -4859,7 +4937,7 @@ export function writeMemberUpdateResponse(
 
 /** Encodes a `MemberUpdateResponse`; omitted and default-valued fields are not written. */
 export function encodeMemberUpdateResponse(
-  message: Partial<MemberUpdateResponse>,
+  message: PartialMessage<MemberUpdateResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeMemberUpdateResponse(w, message);
@@ -4929,13 +5007,13 @@ export interface MemberListRequest {
 /** Appends the fields of a `MemberListRequest` to `w` (no length prefix). */
 export function writeMemberListRequest(
   _w: Writer,
-  _m: Partial<MemberListRequest>,
+  _m: PartialMessage<MemberListRequest>,
 ): void {
 }
 
 /** Encodes a `MemberListRequest`; omitted and default-valued fields are not written. */
 export function encodeMemberListRequest(
-  message: Partial<MemberListRequest>,
+  message: PartialMessage<MemberListRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeMemberListRequest(w, message);
@@ -4983,7 +5061,7 @@ export interface MemberListResponse {
 /** Appends the fields of a `MemberListResponse` to `w` (no length prefix). */
 export function writeMemberListResponse(
   w: Writer,
-  m: Partial<MemberListResponse>,
+  m: PartialMessage<MemberListResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -5003,7 +5081,7 @@ export function writeMemberListResponse(
 
 /** Encodes a `MemberListResponse`; omitted and default-valued fields are not written. */
 export function encodeMemberListResponse(
-  message: Partial<MemberListResponse>,
+  message: PartialMessage<MemberListResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeMemberListResponse(w, message);
@@ -5074,7 +5152,7 @@ export interface MemberPromoteRequest {
 /** Appends the fields of a `MemberPromoteRequest` to `w` (no length prefix). */
 export function writeMemberPromoteRequest(
   w: Writer,
-  m: Partial<MemberPromoteRequest>,
+  m: PartialMessage<MemberPromoteRequest>,
 ): void {
   if (m.ID !== undefined && m.ID !== 0n) {
     w.uint32(8);
@@ -5084,7 +5162,7 @@ export function writeMemberPromoteRequest(
 
 /** Encodes a `MemberPromoteRequest`; omitted and default-valued fields are not written. */
 export function encodeMemberPromoteRequest(
-  message: Partial<MemberPromoteRequest>,
+  message: PartialMessage<MemberPromoteRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeMemberPromoteRequest(w, message);
@@ -5147,7 +5225,7 @@ export interface MemberPromoteResponse {
 /** Appends the fields of a `MemberPromoteResponse` to `w` (no length prefix). */
 export function writeMemberPromoteResponse(
   w: Writer,
-  m: Partial<MemberPromoteResponse>,
+  m: PartialMessage<MemberPromoteResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -5167,7 +5245,7 @@ export function writeMemberPromoteResponse(
 
 /** Encodes a `MemberPromoteResponse`; omitted and default-valued fields are not written. */
 export function encodeMemberPromoteResponse(
-  message: Partial<MemberPromoteResponse>,
+  message: PartialMessage<MemberPromoteResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeMemberPromoteResponse(w, message);
@@ -5237,13 +5315,13 @@ export interface DefragmentRequest {
 /** Appends the fields of a `DefragmentRequest` to `w` (no length prefix). */
 export function writeDefragmentRequest(
   _w: Writer,
-  _m: Partial<DefragmentRequest>,
+  _m: PartialMessage<DefragmentRequest>,
 ): void {
 }
 
 /** Encodes a `DefragmentRequest`; omitted and default-valued fields are not written. */
 export function encodeDefragmentRequest(
-  message: Partial<DefragmentRequest>,
+  message: PartialMessage<DefragmentRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeDefragmentRequest(w, message);
@@ -5289,7 +5367,7 @@ export interface DefragmentResponse {
 /** Appends the fields of a `DefragmentResponse` to `w` (no length prefix). */
 export function writeDefragmentResponse(
   w: Writer,
-  m: Partial<DefragmentResponse>,
+  m: PartialMessage<DefragmentResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -5301,7 +5379,7 @@ export function writeDefragmentResponse(
 
 /** Encodes a `DefragmentResponse`; omitted and default-valued fields are not written. */
 export function encodeDefragmentResponse(
-  message: Partial<DefragmentResponse>,
+  message: PartialMessage<DefragmentResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeDefragmentResponse(w, message);
@@ -5365,7 +5443,7 @@ export interface MoveLeaderRequest {
 /** Appends the fields of a `MoveLeaderRequest` to `w` (no length prefix). */
 export function writeMoveLeaderRequest(
   w: Writer,
-  m: Partial<MoveLeaderRequest>,
+  m: PartialMessage<MoveLeaderRequest>,
 ): void {
   if (m.targetID !== undefined && m.targetID !== 0n) {
     w.uint32(8);
@@ -5375,7 +5453,7 @@ export function writeMoveLeaderRequest(
 
 /** Encodes a `MoveLeaderRequest`; omitted and default-valued fields are not written. */
 export function encodeMoveLeaderRequest(
-  message: Partial<MoveLeaderRequest>,
+  message: PartialMessage<MoveLeaderRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeMoveLeaderRequest(w, message);
@@ -5434,7 +5512,7 @@ export interface MoveLeaderResponse {
 /** Appends the fields of a `MoveLeaderResponse` to `w` (no length prefix). */
 export function writeMoveLeaderResponse(
   w: Writer,
-  m: Partial<MoveLeaderResponse>,
+  m: PartialMessage<MoveLeaderResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -5446,7 +5524,7 @@ export function writeMoveLeaderResponse(
 
 /** Encodes a `MoveLeaderResponse`; omitted and default-valued fields are not written. */
 export function encodeMoveLeaderResponse(
-  message: Partial<MoveLeaderResponse>,
+  message: PartialMessage<MoveLeaderResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeMoveLeaderResponse(w, message);
@@ -5512,7 +5590,10 @@ export interface AlarmRequest {
 }
 
 /** Appends the fields of a `AlarmRequest` to `w` (no length prefix). */
-export function writeAlarmRequest(w: Writer, m: Partial<AlarmRequest>): void {
+export function writeAlarmRequest(
+  w: Writer,
+  m: PartialMessage<AlarmRequest>,
+): void {
   if (m.action !== undefined && m.action !== 0) {
     w.uint32(8);
     w.int32(m.action);
@@ -5528,7 +5609,9 @@ export function writeAlarmRequest(w: Writer, m: Partial<AlarmRequest>): void {
 }
 
 /** Encodes a `AlarmRequest`; omitted and default-valued fields are not written. */
-export function encodeAlarmRequest(message: Partial<AlarmRequest>): Uint8Array {
+export function encodeAlarmRequest(
+  message: PartialMessage<AlarmRequest>,
+): Uint8Array {
   const w = beginEncode();
   writeAlarmRequest(w, message);
   return endEncode(w);
@@ -5594,7 +5677,10 @@ export interface AlarmMember {
 }
 
 /** Appends the fields of a `AlarmMember` to `w` (no length prefix). */
-export function writeAlarmMember(w: Writer, m: Partial<AlarmMember>): void {
+export function writeAlarmMember(
+  w: Writer,
+  m: PartialMessage<AlarmMember>,
+): void {
   if (m.memberID !== undefined && m.memberID !== 0n) {
     w.uint32(8);
     w.uint64(m.memberID);
@@ -5606,7 +5692,9 @@ export function writeAlarmMember(w: Writer, m: Partial<AlarmMember>): void {
 }
 
 /** Encodes a `AlarmMember`; omitted and default-valued fields are not written. */
-export function encodeAlarmMember(message: Partial<AlarmMember>): Uint8Array {
+export function encodeAlarmMember(
+  message: PartialMessage<AlarmMember>,
+): Uint8Array {
   const w = beginEncode();
   writeAlarmMember(w, message);
   return endEncode(w);
@@ -5668,7 +5756,10 @@ export interface AlarmResponse {
 }
 
 /** Appends the fields of a `AlarmResponse` to `w` (no length prefix). */
-export function writeAlarmResponse(w: Writer, m: Partial<AlarmResponse>): void {
+export function writeAlarmResponse(
+  w: Writer,
+  m: PartialMessage<AlarmResponse>,
+): void {
   if (m.header !== undefined) {
     w.uint32(10);
     const start = w.fork();
@@ -5687,7 +5778,7 @@ export function writeAlarmResponse(w: Writer, m: Partial<AlarmResponse>): void {
 
 /** Encodes a `AlarmResponse`; omitted and default-valued fields are not written. */
 export function encodeAlarmResponse(
-  message: Partial<AlarmResponse>,
+  message: PartialMessage<AlarmResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeAlarmResponse(w, message);
@@ -5755,13 +5846,13 @@ export interface StatusRequest {
 /** Appends the fields of a `StatusRequest` to `w` (no length prefix). */
 export function writeStatusRequest(
   _w: Writer,
-  _m: Partial<StatusRequest>,
+  _m: PartialMessage<StatusRequest>,
 ): void {
 }
 
 /** Encodes a `StatusRequest`; omitted and default-valued fields are not written. */
 export function encodeStatusRequest(
-  message: Partial<StatusRequest>,
+  message: PartialMessage<StatusRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeStatusRequest(w, message);
@@ -5825,7 +5916,7 @@ export interface StatusResponse {
 /** Appends the fields of a `StatusResponse` to `w` (no length prefix). */
 export function writeStatusResponse(
   w: Writer,
-  m: Partial<StatusResponse>,
+  m: PartialMessage<StatusResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -5875,7 +5966,7 @@ export function writeStatusResponse(
 
 /** Encodes a `StatusResponse`; omitted and default-valued fields are not written. */
 export function encodeStatusResponse(
-  message: Partial<StatusResponse>,
+  message: PartialMessage<StatusResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeStatusResponse(w, message);
@@ -5974,13 +6065,13 @@ export interface AuthEnableRequest {
 /** Appends the fields of a `AuthEnableRequest` to `w` (no length prefix). */
 export function writeAuthEnableRequest(
   _w: Writer,
-  _m: Partial<AuthEnableRequest>,
+  _m: PartialMessage<AuthEnableRequest>,
 ): void {
 }
 
 /** Encodes a `AuthEnableRequest`; omitted and default-valued fields are not written. */
 export function encodeAuthEnableRequest(
-  message: Partial<AuthEnableRequest>,
+  message: PartialMessage<AuthEnableRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthEnableRequest(w, message);
@@ -6025,13 +6116,13 @@ export interface AuthDisableRequest {
 /** Appends the fields of a `AuthDisableRequest` to `w` (no length prefix). */
 export function writeAuthDisableRequest(
   _w: Writer,
-  _m: Partial<AuthDisableRequest>,
+  _m: PartialMessage<AuthDisableRequest>,
 ): void {
 }
 
 /** Encodes a `AuthDisableRequest`; omitted and default-valued fields are not written. */
 export function encodeAuthDisableRequest(
-  message: Partial<AuthDisableRequest>,
+  message: PartialMessage<AuthDisableRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthDisableRequest(w, message);
@@ -6081,7 +6172,7 @@ export interface AuthenticateRequest {
 /** Appends the fields of a `AuthenticateRequest` to `w` (no length prefix). */
 export function writeAuthenticateRequest(
   w: Writer,
-  m: Partial<AuthenticateRequest>,
+  m: PartialMessage<AuthenticateRequest>,
 ): void {
   if (m.name !== undefined && m.name !== "") {
     w.uint32(10);
@@ -6095,7 +6186,7 @@ export function writeAuthenticateRequest(
 
 /** Encodes a `AuthenticateRequest`; omitted and default-valued fields are not written. */
 export function encodeAuthenticateRequest(
-  message: Partial<AuthenticateRequest>,
+  message: PartialMessage<AuthenticateRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthenticateRequest(w, message);
@@ -6164,7 +6255,7 @@ export interface AuthUserAddRequest {
 /** Appends the fields of a `AuthUserAddRequest` to `w` (no length prefix). */
 export function writeAuthUserAddRequest(
   w: Writer,
-  m: Partial<AuthUserAddRequest>,
+  m: PartialMessage<AuthUserAddRequest>,
 ): void {
   if (m.name !== undefined && m.name !== "") {
     w.uint32(10);
@@ -6184,7 +6275,7 @@ export function writeAuthUserAddRequest(
 
 /** Encodes a `AuthUserAddRequest`; omitted and default-valued fields are not written. */
 export function encodeAuthUserAddRequest(
-  message: Partial<AuthUserAddRequest>,
+  message: PartialMessage<AuthUserAddRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthUserAddRequest(w, message);
@@ -6256,7 +6347,7 @@ export interface AuthUserGetRequest {
 /** Appends the fields of a `AuthUserGetRequest` to `w` (no length prefix). */
 export function writeAuthUserGetRequest(
   w: Writer,
-  m: Partial<AuthUserGetRequest>,
+  m: PartialMessage<AuthUserGetRequest>,
 ): void {
   if (m.name !== undefined && m.name !== "") {
     w.uint32(10);
@@ -6266,7 +6357,7 @@ export function writeAuthUserGetRequest(
 
 /** Encodes a `AuthUserGetRequest`; omitted and default-valued fields are not written. */
 export function encodeAuthUserGetRequest(
-  message: Partial<AuthUserGetRequest>,
+  message: PartialMessage<AuthUserGetRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthUserGetRequest(w, message);
@@ -6327,7 +6418,7 @@ export interface AuthUserDeleteRequest {
 /** Appends the fields of a `AuthUserDeleteRequest` to `w` (no length prefix). */
 export function writeAuthUserDeleteRequest(
   w: Writer,
-  m: Partial<AuthUserDeleteRequest>,
+  m: PartialMessage<AuthUserDeleteRequest>,
 ): void {
   if (m.name !== undefined && m.name !== "") {
     w.uint32(10);
@@ -6337,7 +6428,7 @@ export function writeAuthUserDeleteRequest(
 
 /** Encodes a `AuthUserDeleteRequest`; omitted and default-valued fields are not written. */
 export function encodeAuthUserDeleteRequest(
-  message: Partial<AuthUserDeleteRequest>,
+  message: PartialMessage<AuthUserDeleteRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthUserDeleteRequest(w, message);
@@ -6400,7 +6491,7 @@ export interface AuthUserChangePasswordRequest {
 /** Appends the fields of a `AuthUserChangePasswordRequest` to `w` (no length prefix). */
 export function writeAuthUserChangePasswordRequest(
   w: Writer,
-  m: Partial<AuthUserChangePasswordRequest>,
+  m: PartialMessage<AuthUserChangePasswordRequest>,
 ): void {
   if (m.name !== undefined && m.name !== "") {
     w.uint32(10);
@@ -6414,7 +6505,7 @@ export function writeAuthUserChangePasswordRequest(
 
 /** Encodes a `AuthUserChangePasswordRequest`; omitted and default-valued fields are not written. */
 export function encodeAuthUserChangePasswordRequest(
-  message: Partial<AuthUserChangePasswordRequest>,
+  message: PartialMessage<AuthUserChangePasswordRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthUserChangePasswordRequest(w, message);
@@ -6484,7 +6575,7 @@ export interface AuthUserGrantRoleRequest {
 /** Appends the fields of a `AuthUserGrantRoleRequest` to `w` (no length prefix). */
 export function writeAuthUserGrantRoleRequest(
   w: Writer,
-  m: Partial<AuthUserGrantRoleRequest>,
+  m: PartialMessage<AuthUserGrantRoleRequest>,
 ): void {
   if (m.user !== undefined && m.user !== "") {
     w.uint32(10);
@@ -6498,7 +6589,7 @@ export function writeAuthUserGrantRoleRequest(
 
 /** Encodes a `AuthUserGrantRoleRequest`; omitted and default-valued fields are not written. */
 export function encodeAuthUserGrantRoleRequest(
-  message: Partial<AuthUserGrantRoleRequest>,
+  message: PartialMessage<AuthUserGrantRoleRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthUserGrantRoleRequest(w, message);
@@ -6565,7 +6656,7 @@ export interface AuthUserRevokeRoleRequest {
 /** Appends the fields of a `AuthUserRevokeRoleRequest` to `w` (no length prefix). */
 export function writeAuthUserRevokeRoleRequest(
   w: Writer,
-  m: Partial<AuthUserRevokeRoleRequest>,
+  m: PartialMessage<AuthUserRevokeRoleRequest>,
 ): void {
   if (m.name !== undefined && m.name !== "") {
     w.uint32(10);
@@ -6579,7 +6670,7 @@ export function writeAuthUserRevokeRoleRequest(
 
 /** Encodes a `AuthUserRevokeRoleRequest`; omitted and default-valued fields are not written. */
 export function encodeAuthUserRevokeRoleRequest(
-  message: Partial<AuthUserRevokeRoleRequest>,
+  message: PartialMessage<AuthUserRevokeRoleRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthUserRevokeRoleRequest(w, message);
@@ -6644,7 +6735,7 @@ export interface AuthRoleAddRequest {
 /** Appends the fields of a `AuthRoleAddRequest` to `w` (no length prefix). */
 export function writeAuthRoleAddRequest(
   w: Writer,
-  m: Partial<AuthRoleAddRequest>,
+  m: PartialMessage<AuthRoleAddRequest>,
 ): void {
   if (m.name !== undefined && m.name !== "") {
     w.uint32(10);
@@ -6654,7 +6745,7 @@ export function writeAuthRoleAddRequest(
 
 /** Encodes a `AuthRoleAddRequest`; omitted and default-valued fields are not written. */
 export function encodeAuthRoleAddRequest(
-  message: Partial<AuthRoleAddRequest>,
+  message: PartialMessage<AuthRoleAddRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthRoleAddRequest(w, message);
@@ -6715,7 +6806,7 @@ export interface AuthRoleGetRequest {
 /** Appends the fields of a `AuthRoleGetRequest` to `w` (no length prefix). */
 export function writeAuthRoleGetRequest(
   w: Writer,
-  m: Partial<AuthRoleGetRequest>,
+  m: PartialMessage<AuthRoleGetRequest>,
 ): void {
   if (m.role !== undefined && m.role !== "") {
     w.uint32(10);
@@ -6725,7 +6816,7 @@ export function writeAuthRoleGetRequest(
 
 /** Encodes a `AuthRoleGetRequest`; omitted and default-valued fields are not written. */
 export function encodeAuthRoleGetRequest(
-  message: Partial<AuthRoleGetRequest>,
+  message: PartialMessage<AuthRoleGetRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthRoleGetRequest(w, message);
@@ -6785,13 +6876,13 @@ export interface AuthUserListRequest {
 /** Appends the fields of a `AuthUserListRequest` to `w` (no length prefix). */
 export function writeAuthUserListRequest(
   _w: Writer,
-  _m: Partial<AuthUserListRequest>,
+  _m: PartialMessage<AuthUserListRequest>,
 ): void {
 }
 
 /** Encodes a `AuthUserListRequest`; omitted and default-valued fields are not written. */
 export function encodeAuthUserListRequest(
-  message: Partial<AuthUserListRequest>,
+  message: PartialMessage<AuthUserListRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthUserListRequest(w, message);
@@ -6838,13 +6929,13 @@ export interface AuthRoleListRequest {
 /** Appends the fields of a `AuthRoleListRequest` to `w` (no length prefix). */
 export function writeAuthRoleListRequest(
   _w: Writer,
-  _m: Partial<AuthRoleListRequest>,
+  _m: PartialMessage<AuthRoleListRequest>,
 ): void {
 }
 
 /** Encodes a `AuthRoleListRequest`; omitted and default-valued fields are not written. */
 export function encodeAuthRoleListRequest(
-  message: Partial<AuthRoleListRequest>,
+  message: PartialMessage<AuthRoleListRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthRoleListRequest(w, message);
@@ -6892,7 +6983,7 @@ export interface AuthRoleDeleteRequest {
 /** Appends the fields of a `AuthRoleDeleteRequest` to `w` (no length prefix). */
 export function writeAuthRoleDeleteRequest(
   w: Writer,
-  m: Partial<AuthRoleDeleteRequest>,
+  m: PartialMessage<AuthRoleDeleteRequest>,
 ): void {
   if (m.role !== undefined && m.role !== "") {
     w.uint32(10);
@@ -6902,7 +6993,7 @@ export function writeAuthRoleDeleteRequest(
 
 /** Encodes a `AuthRoleDeleteRequest`; omitted and default-valued fields are not written. */
 export function encodeAuthRoleDeleteRequest(
-  message: Partial<AuthRoleDeleteRequest>,
+  message: PartialMessage<AuthRoleDeleteRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthRoleDeleteRequest(w, message);
@@ -6965,7 +7056,7 @@ export interface AuthRoleGrantPermissionRequest {
 /** Appends the fields of a `AuthRoleGrantPermissionRequest` to `w` (no length prefix). */
 export function writeAuthRoleGrantPermissionRequest(
   w: Writer,
-  m: Partial<AuthRoleGrantPermissionRequest>,
+  m: PartialMessage<AuthRoleGrantPermissionRequest>,
 ): void {
   if (m.name !== undefined && m.name !== "") {
     w.uint32(10);
@@ -6981,7 +7072,7 @@ export function writeAuthRoleGrantPermissionRequest(
 
 /** Encodes a `AuthRoleGrantPermissionRequest`; omitted and default-valued fields are not written. */
 export function encodeAuthRoleGrantPermissionRequest(
-  message: Partial<AuthRoleGrantPermissionRequest>,
+  message: PartialMessage<AuthRoleGrantPermissionRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthRoleGrantPermissionRequest(w, message);
@@ -7056,7 +7147,7 @@ export interface AuthRoleRevokePermissionRequest {
 /** Appends the fields of a `AuthRoleRevokePermissionRequest` to `w` (no length prefix). */
 export function writeAuthRoleRevokePermissionRequest(
   w: Writer,
-  m: Partial<AuthRoleRevokePermissionRequest>,
+  m: PartialMessage<AuthRoleRevokePermissionRequest>,
 ): void {
   if (m.role !== undefined && m.role !== "") {
     w.uint32(10);
@@ -7074,7 +7165,7 @@ export function writeAuthRoleRevokePermissionRequest(
 
 /** Encodes a `AuthRoleRevokePermissionRequest`; omitted and default-valued fields are not written. */
 export function encodeAuthRoleRevokePermissionRequest(
-  message: Partial<AuthRoleRevokePermissionRequest>,
+  message: PartialMessage<AuthRoleRevokePermissionRequest>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthRoleRevokePermissionRequest(w, message);
@@ -7146,7 +7237,7 @@ export interface AuthEnableResponse {
 /** Appends the fields of a `AuthEnableResponse` to `w` (no length prefix). */
 export function writeAuthEnableResponse(
   w: Writer,
-  m: Partial<AuthEnableResponse>,
+  m: PartialMessage<AuthEnableResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -7158,7 +7249,7 @@ export function writeAuthEnableResponse(
 
 /** Encodes a `AuthEnableResponse`; omitted and default-valued fields are not written. */
 export function encodeAuthEnableResponse(
-  message: Partial<AuthEnableResponse>,
+  message: PartialMessage<AuthEnableResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthEnableResponse(w, message);
@@ -7222,7 +7313,7 @@ export interface AuthDisableResponse {
 /** Appends the fields of a `AuthDisableResponse` to `w` (no length prefix). */
 export function writeAuthDisableResponse(
   w: Writer,
-  m: Partial<AuthDisableResponse>,
+  m: PartialMessage<AuthDisableResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -7234,7 +7325,7 @@ export function writeAuthDisableResponse(
 
 /** Encodes a `AuthDisableResponse`; omitted and default-valued fields are not written. */
 export function encodeAuthDisableResponse(
-  message: Partial<AuthDisableResponse>,
+  message: PartialMessage<AuthDisableResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthDisableResponse(w, message);
@@ -7300,7 +7391,7 @@ export interface AuthenticateResponse {
 /** Appends the fields of a `AuthenticateResponse` to `w` (no length prefix). */
 export function writeAuthenticateResponse(
   w: Writer,
-  m: Partial<AuthenticateResponse>,
+  m: PartialMessage<AuthenticateResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -7316,7 +7407,7 @@ export function writeAuthenticateResponse(
 
 /** Encodes a `AuthenticateResponse`; omitted and default-valued fields are not written. */
 export function encodeAuthenticateResponse(
-  message: Partial<AuthenticateResponse>,
+  message: PartialMessage<AuthenticateResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthenticateResponse(w, message);
@@ -7384,7 +7475,7 @@ export interface AuthUserAddResponse {
 /** Appends the fields of a `AuthUserAddResponse` to `w` (no length prefix). */
 export function writeAuthUserAddResponse(
   w: Writer,
-  m: Partial<AuthUserAddResponse>,
+  m: PartialMessage<AuthUserAddResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -7396,7 +7487,7 @@ export function writeAuthUserAddResponse(
 
 /** Encodes a `AuthUserAddResponse`; omitted and default-valued fields are not written. */
 export function encodeAuthUserAddResponse(
-  message: Partial<AuthUserAddResponse>,
+  message: PartialMessage<AuthUserAddResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthUserAddResponse(w, message);
@@ -7462,7 +7553,7 @@ export interface AuthUserGetResponse {
 /** Appends the fields of a `AuthUserGetResponse` to `w` (no length prefix). */
 export function writeAuthUserGetResponse(
   w: Writer,
-  m: Partial<AuthUserGetResponse>,
+  m: PartialMessage<AuthUserGetResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -7480,7 +7571,7 @@ export function writeAuthUserGetResponse(
 
 /** Encodes a `AuthUserGetResponse`; omitted and default-valued fields are not written. */
 export function encodeAuthUserGetResponse(
-  message: Partial<AuthUserGetResponse>,
+  message: PartialMessage<AuthUserGetResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthUserGetResponse(w, message);
@@ -7548,7 +7639,7 @@ export interface AuthUserDeleteResponse {
 /** Appends the fields of a `AuthUserDeleteResponse` to `w` (no length prefix). */
 export function writeAuthUserDeleteResponse(
   w: Writer,
-  m: Partial<AuthUserDeleteResponse>,
+  m: PartialMessage<AuthUserDeleteResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -7560,7 +7651,7 @@ export function writeAuthUserDeleteResponse(
 
 /** Encodes a `AuthUserDeleteResponse`; omitted and default-valued fields are not written. */
 export function encodeAuthUserDeleteResponse(
-  message: Partial<AuthUserDeleteResponse>,
+  message: PartialMessage<AuthUserDeleteResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthUserDeleteResponse(w, message);
@@ -7624,7 +7715,7 @@ export interface AuthUserChangePasswordResponse {
 /** Appends the fields of a `AuthUserChangePasswordResponse` to `w` (no length prefix). */
 export function writeAuthUserChangePasswordResponse(
   w: Writer,
-  m: Partial<AuthUserChangePasswordResponse>,
+  m: PartialMessage<AuthUserChangePasswordResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -7636,7 +7727,7 @@ export function writeAuthUserChangePasswordResponse(
 
 /** Encodes a `AuthUserChangePasswordResponse`; omitted and default-valued fields are not written. */
 export function encodeAuthUserChangePasswordResponse(
-  message: Partial<AuthUserChangePasswordResponse>,
+  message: PartialMessage<AuthUserChangePasswordResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthUserChangePasswordResponse(w, message);
@@ -7703,7 +7794,7 @@ export interface AuthUserGrantRoleResponse {
 /** Appends the fields of a `AuthUserGrantRoleResponse` to `w` (no length prefix). */
 export function writeAuthUserGrantRoleResponse(
   w: Writer,
-  m: Partial<AuthUserGrantRoleResponse>,
+  m: PartialMessage<AuthUserGrantRoleResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -7715,7 +7806,7 @@ export function writeAuthUserGrantRoleResponse(
 
 /** Encodes a `AuthUserGrantRoleResponse`; omitted and default-valued fields are not written. */
 export function encodeAuthUserGrantRoleResponse(
-  message: Partial<AuthUserGrantRoleResponse>,
+  message: PartialMessage<AuthUserGrantRoleResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthUserGrantRoleResponse(w, message);
@@ -7779,7 +7870,7 @@ export interface AuthUserRevokeRoleResponse {
 /** Appends the fields of a `AuthUserRevokeRoleResponse` to `w` (no length prefix). */
 export function writeAuthUserRevokeRoleResponse(
   w: Writer,
-  m: Partial<AuthUserRevokeRoleResponse>,
+  m: PartialMessage<AuthUserRevokeRoleResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -7791,7 +7882,7 @@ export function writeAuthUserRevokeRoleResponse(
 
 /** Encodes a `AuthUserRevokeRoleResponse`; omitted and default-valued fields are not written. */
 export function encodeAuthUserRevokeRoleResponse(
-  message: Partial<AuthUserRevokeRoleResponse>,
+  message: PartialMessage<AuthUserRevokeRoleResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthUserRevokeRoleResponse(w, message);
@@ -7855,7 +7946,7 @@ export interface AuthRoleAddResponse {
 /** Appends the fields of a `AuthRoleAddResponse` to `w` (no length prefix). */
 export function writeAuthRoleAddResponse(
   w: Writer,
-  m: Partial<AuthRoleAddResponse>,
+  m: PartialMessage<AuthRoleAddResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -7867,7 +7958,7 @@ export function writeAuthRoleAddResponse(
 
 /** Encodes a `AuthRoleAddResponse`; omitted and default-valued fields are not written. */
 export function encodeAuthRoleAddResponse(
-  message: Partial<AuthRoleAddResponse>,
+  message: PartialMessage<AuthRoleAddResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthRoleAddResponse(w, message);
@@ -7933,7 +8024,7 @@ export interface AuthRoleGetResponse {
 /** Appends the fields of a `AuthRoleGetResponse` to `w` (no length prefix). */
 export function writeAuthRoleGetResponse(
   w: Writer,
-  m: Partial<AuthRoleGetResponse>,
+  m: PartialMessage<AuthRoleGetResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -7953,7 +8044,7 @@ export function writeAuthRoleGetResponse(
 
 /** Encodes a `AuthRoleGetResponse`; omitted and default-valued fields are not written. */
 export function encodeAuthRoleGetResponse(
-  message: Partial<AuthRoleGetResponse>,
+  message: PartialMessage<AuthRoleGetResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthRoleGetResponse(w, message);
@@ -8026,7 +8117,7 @@ export interface AuthRoleListResponse {
 /** Appends the fields of a `AuthRoleListResponse` to `w` (no length prefix). */
 export function writeAuthRoleListResponse(
   w: Writer,
-  m: Partial<AuthRoleListResponse>,
+  m: PartialMessage<AuthRoleListResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -8044,7 +8135,7 @@ export function writeAuthRoleListResponse(
 
 /** Encodes a `AuthRoleListResponse`; omitted and default-valued fields are not written. */
 export function encodeAuthRoleListResponse(
-  message: Partial<AuthRoleListResponse>,
+  message: PartialMessage<AuthRoleListResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthRoleListResponse(w, message);
@@ -8114,7 +8205,7 @@ export interface AuthUserListResponse {
 /** Appends the fields of a `AuthUserListResponse` to `w` (no length prefix). */
 export function writeAuthUserListResponse(
   w: Writer,
-  m: Partial<AuthUserListResponse>,
+  m: PartialMessage<AuthUserListResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -8132,7 +8223,7 @@ export function writeAuthUserListResponse(
 
 /** Encodes a `AuthUserListResponse`; omitted and default-valued fields are not written. */
 export function encodeAuthUserListResponse(
-  message: Partial<AuthUserListResponse>,
+  message: PartialMessage<AuthUserListResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthUserListResponse(w, message);
@@ -8200,7 +8291,7 @@ export interface AuthRoleDeleteResponse {
 /** Appends the fields of a `AuthRoleDeleteResponse` to `w` (no length prefix). */
 export function writeAuthRoleDeleteResponse(
   w: Writer,
-  m: Partial<AuthRoleDeleteResponse>,
+  m: PartialMessage<AuthRoleDeleteResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -8212,7 +8303,7 @@ export function writeAuthRoleDeleteResponse(
 
 /** Encodes a `AuthRoleDeleteResponse`; omitted and default-valued fields are not written. */
 export function encodeAuthRoleDeleteResponse(
-  message: Partial<AuthRoleDeleteResponse>,
+  message: PartialMessage<AuthRoleDeleteResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthRoleDeleteResponse(w, message);
@@ -8276,7 +8367,7 @@ export interface AuthRoleGrantPermissionResponse {
 /** Appends the fields of a `AuthRoleGrantPermissionResponse` to `w` (no length prefix). */
 export function writeAuthRoleGrantPermissionResponse(
   w: Writer,
-  m: Partial<AuthRoleGrantPermissionResponse>,
+  m: PartialMessage<AuthRoleGrantPermissionResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -8288,7 +8379,7 @@ export function writeAuthRoleGrantPermissionResponse(
 
 /** Encodes a `AuthRoleGrantPermissionResponse`; omitted and default-valued fields are not written. */
 export function encodeAuthRoleGrantPermissionResponse(
-  message: Partial<AuthRoleGrantPermissionResponse>,
+  message: PartialMessage<AuthRoleGrantPermissionResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthRoleGrantPermissionResponse(w, message);
@@ -8355,7 +8446,7 @@ export interface AuthRoleRevokePermissionResponse {
 /** Appends the fields of a `AuthRoleRevokePermissionResponse` to `w` (no length prefix). */
 export function writeAuthRoleRevokePermissionResponse(
   w: Writer,
-  m: Partial<AuthRoleRevokePermissionResponse>,
+  m: PartialMessage<AuthRoleRevokePermissionResponse>,
 ): void {
   if (m.header !== undefined) {
     w.uint32(10);
@@ -8367,7 +8458,7 @@ export function writeAuthRoleRevokePermissionResponse(
 
 /** Encodes a `AuthRoleRevokePermissionResponse`; omitted and default-valued fields are not written. */
 export function encodeAuthRoleRevokePermissionResponse(
-  message: Partial<AuthRoleRevokePermissionResponse>,
+  message: PartialMessage<AuthRoleRevokePermissionResponse>,
 ): Uint8Array {
   const w = beginEncode();
   writeAuthRoleRevokePermissionResponse(w, message);
