@@ -539,7 +539,10 @@ function genWrite(m: MessageDesc): string {
     lines[1] =
       `export function write${m.name}(_w: Writer, _m: PartialMessage<${m.name}>): void {`;
   }
-  for (const f of m.fields) {
+  // Field-number order, as protoc and gogoproto write: equal messages give
+  // equal bytes.
+  const ordered = [...m.fields].sort((a, b) => a.number - b.number);
+  for (const f of ordered) {
     const v = `m.${f.name}`;
     const wt = wireTypeOf(f);
     if (f.kind === "message") {

@@ -466,9 +466,11 @@ export class Reader {
       case 1:
         this.advance(8);
         return;
-      case 2:
-        this.pos += this.length();
+      case 2: {
+        const length = this.length();
+        this.pos += length;
         return;
+      }
       case 5:
         this.advance(4);
         return;
