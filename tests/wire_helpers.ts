@@ -47,7 +47,7 @@ export function decoderOf(name: string): Decoder {
 /** The seed of this run: `REVKV_WIRE_SEED` when given, else a random one. */
 export function wireSeed(testFile: string): number {
   const text = Deno.env.get("REVKV_WIRE_SEED");
-  const seed = text === undefined
+  const seed = text === undefined || text === ""
     ? Math.floor(Math.random() * 0x1_0000_0000)
     : Number(text);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff) {
