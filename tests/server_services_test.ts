@@ -62,6 +62,7 @@ class BidiCall {
   constructor(table: GrpcServiceTable, path: string) {
     const method = table.get(path);
     if (method?.kind !== "bidi") throw new Error(`${path} is not bidi`);
+    // deno-lint-ignore no-this-alias
     const self = this;
     const requests = {
       async *[Symbol.asyncIterator]() {
