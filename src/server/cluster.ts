@@ -51,6 +51,11 @@ export function clusterMethods(
     clientURLs: member.clientUrls,
     isLearner: false,
   }];
+  // etcd's cluster server answers with cluster, member and term only.
+  const header = (): pb.ResponseHeader => ({
+    ...wireHeader(store.header()),
+    revision: 0n,
+  });
   const otherOrSelf = (id: bigint, selfError: () => Error) => {
     if (id !== selfId()) throw etcdGrpcError("etcdserver: member not found");
     throw selfError();
@@ -62,7 +67,7 @@ export function clusterMethods(
         authorize,
         pb.decodeMemberListRequest,
         pb.encodeMemberListResponse,
-        () => ({ header: wireHeader(store.header()), members: members() }),
+        () => ({ header: header(), members: members() }),
       ),
     ],
     [
