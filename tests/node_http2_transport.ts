@@ -19,6 +19,17 @@ import {
   type MessageSink,
 } from "../src/wire/grpc_service.ts";
 
+/** gRPC's percent-encoding of grpc-message: only '%' and non-printables. */
+function percentEncode(text: string): string {
+  let out = "";
+  for (const byte of new TextEncoder().encode(text)) {
+    out += byte < 0x20 || byte > 0x7e || byte === 0x25
+      ? "%" + byte.toString(16).toUpperCase().padStart(2, "0")
+      : String.fromCharCode(byte);
+  }
+  return out;
+}
+
 function frame(message: Uint8Array): Uint8Array {
   const out = new Uint8Array(5 + message.length);
   new DataView(out.buffer).setUint32(1, message.length);
@@ -68,7 +79,7 @@ export const startNodeHttp2Transport: StartTransport = (listener, methods) => {
         : GrpcStatus.INTERNAL;
       const message = error === undefined
         ? ""
-        : encodeURIComponent((error as Error).message);
+        : percentEncode((error as Error).message);
       if (!stream.headersSent) {
         stream.respond({
           ":status": 200,
@@ -115,7 +126,7 @@ export const startNodeHttp2Transport: StartTransport = (listener, methods) => {
         : GrpcStatus.INTERNAL;
       pendingTrailers = { "grpc-status": String(status) };
       if (error !== undefined) {
-        pendingTrailers["grpc-message"] = encodeURIComponent(
+        pendingTrailers["grpc-message"] = percentEncode(
           (error as Error).message,
         );
       }
