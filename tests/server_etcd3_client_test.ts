@@ -6,6 +6,8 @@
  */
 
 import assert, { deepStrictEqual as assertEquals } from "node:assert/strict";
+// A test-only client, pinned here rather than in deno.json (users never fetch it).
+// deno-lint-ignore no-import-prefix
 import { Etcd3 } from "npm:etcd3@1.1.2";
 import { startServe } from "./server_helpers.ts";
 import { etcdAvailable, startEtcd } from "./etcd_oracle.ts";
