@@ -30,11 +30,13 @@ import type {
 } from "../txn/txn.ts";
 import { errors } from "../mvcc/errors.ts";
 import * as pb from "../wire/etcd_messages.ts";
+import { RangeResponseWriter } from "../wire/response_writers.ts";
 import {
   type Authorizer,
   type MethodEntries,
   toNumber,
   unary,
+  unaryEncoded,
   wireHeader,
   wireKeyValue,
 } from "./method.ts";
@@ -60,15 +62,20 @@ const COMPARE_RESULTS: readonly CompareResult[] = ["==", ">", "<", "!="];
 
 /** The KV service's methods over `store`. */
 export function kvMethods(store: Store, authorize: Authorizer): MethodEntries {
+  const rangeWriter = new RangeResponseWriter();
   return [
     [
       "/etcdserverpb.KV/Range",
-      unary(
-        authorize,
-        pb.decodeRangeRequest,
-        pb.encodeRangeResponse,
-        (req) => wireRange(store.getSync(req.key, rangeOptions(req))),
-      ),
+      unaryEncoded(authorize, pb.decodeRangeRequest, (req) => {
+        // Synchronous from read to bytes, so one writer serves every call.
+        const res = store.getSync(req.key, rangeOptions(req));
+        for (const kv of res.kvs) rangeWriter.addKeyValue(kv);
+        return rangeWriter.finish(
+          wireHeader(res.header),
+          res.more,
+          res.count,
+        );
+      }),
     ],
     [
       "/etcdserverpb.KV/Put",

@@ -61,6 +61,25 @@ export function unary<Req, Res>(
   };
 }
 
+/** A unary method whose handler encodes its own response (hot paths). */
+export function unaryEncoded<Req>(
+  authorize: Authorizer,
+  decode: (bytes: Uint8Array) => Req,
+  handle: (request: Req, context: CallContext) => Uint8Array,
+): UnaryMethod {
+  return {
+    kind: "unary",
+    async handle(bytes, context) {
+      try {
+        await authorize(context);
+        return handle(decode(bytes), context);
+      } catch (error) {
+        throw toGrpcError(error);
+      }
+    },
+  };
+}
+
 /** A server-streaming method (Snapshot). */
 export function serverStream<Req>(
   authorize: Authorizer,
