@@ -207,6 +207,10 @@ Deno.test({
       { args: ["compaction", "100"] },
       { args: ["get", "foo", "--rev=100"] },
       { args: ["put", "", "v"] },
+      { args: ["txn"], stdin: "\nput d 1\nput d 2\n\n\n" },
+      { args: ["txn"], stdin: "\n" + "get k\n".repeat(129) + "\n\n" },
+      { args: ["put", "k", "v", "--ignore-value"] },
+      { args: ["put", "foo", "v", "--ignore-lease"] },
     ]);
   },
 });
