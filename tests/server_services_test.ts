@@ -618,6 +618,25 @@ Deno.test("Cluster and Auth: one member, clear refusals", async () => {
   });
 });
 
+Deno.test("shutdown: the closing signal ends watch and keep-alive streams OK", async () => {
+  const store = await open();
+  try {
+    const closing = new AbortController();
+    const table = createServiceTable(store, { closing: closing.signal });
+    const watch = new BidiCall(table, "/etcdserverpb.Watch/Watch");
+    watch.push(pb.encodeWatchRequest({ createRequest: { key: b("k") } }));
+    await watch.waitFor(1);
+    const keepAlive = new BidiCall(table, "/etcdserverpb.Lease/LeaseKeepAlive");
+    closing.abort();
+    // Neither client half-closed: the streams end because the server closes.
+    await watch.done;
+    await keepAlive.done;
+    assertEquals(pb.decodeWatchResponse(watch.responses[0]!).created, true);
+  } finally {
+    await store.close();
+  }
+});
+
 Deno.test("one authorization point: a refusing authorizer stops every method", async () => {
   const store = await open();
   try {

@@ -113,9 +113,11 @@ export async function startServer(
   const listeners: Deno.Listener[] = [];
   const transports: RunningTransport[] = [];
   let stopCompaction = () => {};
+  const closing = new AbortController();
   try {
     const methods = createServiceTable(store, {
       maxRequestBytes: config.maxRequestBytes,
+      closing: closing.signal,
       member: {
         name: config.name,
         peerUrls: config.peerUrls,
@@ -172,6 +174,8 @@ export async function startServer(
     stop: () =>
       stopping ??= (async () => {
         stopCompaction();
+        // Streams end first (OK status), then in-flight unary calls finish.
+        closing.abort();
         await Promise.allSettled(
           transports.map((t) => t.shutdown(SHUTDOWN_GRACE_MS)),
         );

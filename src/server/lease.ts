@@ -28,6 +28,7 @@ const LEASE_NOT_FOUND = "etcdserver: requested lease not found";
 export function leaseMethods(
   store: Store,
   authorize: Authorizer,
+  closing?: AbortSignal,
 ): MethodEntries {
   return [
     [
@@ -117,7 +118,7 @@ export function leaseMethods(
           }
           await responses.send(pb.encodeLeaseKeepAliveResponse(message));
         }
-      }),
+      }, closing),
     ],
   ];
 }

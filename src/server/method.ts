@@ -103,7 +103,12 @@ export function serverStream<Req>(
   };
 }
 
-/** A bidirectional method (Watch, LeaseKeepAlive); requests stay encoded. */
+/**
+ * A bidirectional method (Watch, LeaseKeepAlive); requests stay encoded.
+ * When `closing` aborts (the server is shutting down), the handler's
+ * request stream ends as if the client had half-closed, so the call ends
+ * with OK instead of waiting for the client.
+ */
 export function bidi(
   authorize: Authorizer,
   handle: (
@@ -111,18 +116,47 @@ export function bidi(
     responses: MessageSink,
     context: CallContext,
   ) => Promise<void>,
+  closing?: AbortSignal,
 ): BidiStreamMethod {
   return {
     kind: "bidi",
     async handle(requests, responses, context) {
       try {
         await authorize(context);
-        await handle(requests, responses, context);
+        const stream = closing === undefined
+          ? requests
+          : untilAborted(requests, closing);
+        await handle(stream, responses, context);
       } catch (error) {
         throw toGrpcError(error);
       }
     },
   };
+}
+
+/** `requests`, ending early (as a half-close) once `signal` aborts. */
+export async function* untilAborted<T>(
+  requests: AsyncIterable<T>,
+  signal: AbortSignal,
+): AsyncGenerator<T> {
+  if (signal.aborted) return;
+  const iterator = requests[Symbol.asyncIterator]();
+  let onAbort: () => void = () => {};
+  const aborted = new Promise<"aborted">((resolve) => {
+    onAbort = () => resolve("aborted");
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    for (;;) {
+      const next = await Promise.race([iterator.next(), aborted]);
+      if (next === "aborted" || next.done) return;
+      yield next.value;
+    }
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    // Not awaited: a transport's iterator may be parked on a read.
+    void iterator.return?.();
+  }
 }
 
 /** A store header as the wire's ResponseHeader. */

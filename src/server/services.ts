@@ -46,6 +46,11 @@ export interface ServiceOptions {
   member?: MemberInfo;
   /** etcd's `--max-request-bytes` (watch fragments split at it). */
   maxRequestBytes?: number;
+  /**
+   * Aborted when the server shuts down: Watch and LeaseKeepAlive streams
+   * end with OK at once instead of holding the shutdown until their grace.
+   */
+  closing?: AbortSignal;
 }
 
 /** Every etcd v3 method revkv serves, by gRPC path, over `store`. */
@@ -63,8 +68,9 @@ export function createServiceTable(
     ...kvMethods(store, authorize),
     ...watchMethods(store, authorize, {
       maxRequestBytes: options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES,
+      closing: options.closing,
     }),
-    ...leaseMethods(store, authorize),
+    ...leaseMethods(store, authorize, options.closing),
     ...maintenanceMethods(store, authorize),
     ...clusterMethods(store, authorize, member),
     ...authMethods(store, authorize),

@@ -75,6 +75,8 @@ const FILTER_NODELETE = pb.WatchCreateRequest_FilterType.NODELETE;
 export interface WatchServiceOptions {
   /** etcd's `--max-request-bytes`: the size at which `fragment` splits. */
   maxRequestBytes: number;
+  /** Aborted when the server shuts down: every stream ends OK at once. */
+  closing?: AbortSignal;
 }
 
 /** The Watch service's method over `store`. */
@@ -89,6 +91,7 @@ export function watchMethods(
       authorize,
       (requests, responses, context) =>
         new WatchStream(store, responses, context, options).run(requests),
+      options.closing,
     ),
   ]];
 }
