@@ -11,8 +11,6 @@
  *   REVKV_BENCH_SCALE=0.2 deno run -A bench/server_bench.ts   # shorter
  *
  * Both servers fsync (etcd's defaults; serve without --unsafe-no-fsync).
- * REVKV_TEST_TRANSPORT=node-http2 benches the test-only node:http2
- * stand-in transport instead of revkv's own (see tests/server_helpers.ts).
  */
 
 // deno-lint-ignore no-import-prefix
@@ -202,11 +200,8 @@ try {
 }
 
 const f = (x: number, digits = 0) => x.toFixed(digits);
-const transport = Deno.env.get("REVKV_TEST_TRANSPORT") === "node-http2"
-  ? "test-only node:http2 stand-in transport"
-  : "revkv's own transport";
 console.log(
-  `server_bench (scale ${SCALE}, ${transport}), npm:etcd3 1.1.2, one connection\n`,
+  `server_bench (scale ${SCALE}), npm:etcd3 1.1.2, one connection\n`,
 );
 console.log(
   "| workload | ops | revkv ops/s | etcd ops/s | ratio | revkv p50/p99 ms | etcd p50/p99 ms | revkv CPU µs/op | etcd CPU µs/op | CPU ratio |",

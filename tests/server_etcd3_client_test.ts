@@ -86,11 +86,22 @@ Deno.test({
     await withClient(async (client) => {
       const lease = client.lease(2);
       let keptAlive = 0;
-      lease.on("keepaliveSucceeded", () => keptAlive++);
+      const t0 = Date.now();
+      const log: string[] = [];
+      lease.on("keepaliveSucceeded", () => {
+        keptAlive++;
+        log.push(`keep-alive at ${Date.now() - t0} ms`);
+      });
+      lease.on("lost", (e) => log.push(`lost at ${Date.now() - t0}: ${e}`));
       await lease.put("session").value("on");
+      log.push(`put at ${Date.now() - t0} ms`);
       await sleep(3000);
       assert(keptAlive >= 1, `keep-alives: ${keptAlive}`);
-      assertEquals(await client.get("session").string(), "on");
+      assertEquals(
+        await client.get("session").string(),
+        "on",
+        log.join("; "),
+      );
       await lease.revoke();
       assertEquals(await client.get("session").string(), null);
     });

@@ -111,16 +111,15 @@ async function compare(
   const serve = await startServe(`${dir}/data`, ["--name=oracle"]);
   try {
     const sides = [
-      // etcdctl is given host:port, not http://host:port: with a scheme,
-      // its maintenance calls send ":authority: http://host:port", which
-      // nghttp2 (under the test-only node:http2 stand-in) rejects.
+      // With a scheme in --endpoints, etcdctl's maintenance calls send
+      // ":authority: http://host:port"; the transport must take it.
       {
-        endpoint: etcd.endpoint.replace("http://", ""),
+        endpoint: etcd.endpoint,
         masker: new Masker(etcd.endpoint, `${dir}/etcd.snap`),
         file: `${dir}/etcd.snap`,
       },
       {
-        endpoint: serve.address,
+        endpoint: serve.endpoint,
         masker: new Masker(serve.endpoint, `${dir}/revkv.snap`),
         file: `${dir}/revkv.snap`,
       },

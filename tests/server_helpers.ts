@@ -3,9 +3,6 @@
  * tests and the benchmark that talk to it over the wire: waits for the
  * start-up lines, learns the port from them, and stops the child by PID
  * (SIGTERM, or SIGKILL for crash tests).
- *
- * REVKV_TEST_TRANSPORT=node-http2 runs the services on the test-only
- * node:http2 stand-in instead of revkv's own transport.
  */
 
 const ROOT = new URL("../", import.meta.url);
@@ -39,9 +36,8 @@ export async function startServe(
     args: [
       "run",
       "-A",
-      ...(Deno.env.get("REVKV_TEST_TRANSPORT") === "node-http2"
-        ? [new URL("tests/serve_node_http2.ts", ROOT).pathname]
-        : [new URL("cli.ts", ROOT).pathname, "serve"]),
+      new URL("cli.ts", ROOT).pathname,
+      "serve",
       `--data-dir=${dataDir}`,
       "--listen-client-urls=http://127.0.0.1:0",
       ...args,
