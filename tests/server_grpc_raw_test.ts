@@ -17,7 +17,6 @@ import { etcdAvailable, startEtcd } from "./etcd_oracle.ts";
 import { startServe } from "./server_helpers.ts";
 
 const b = (s: string) => new TextEncoder().encode(s);
-const identity = (x: Uint8Array) => x;
 
 type Outcome = { code: number; details: string } | { ok: Uint8Array };
 
