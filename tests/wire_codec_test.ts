@@ -461,7 +461,7 @@ Deno.test("invalid UTF-8 in a string field decodes with U+FFFD, as etcd's unmars
   assert.equal(decoded.name, "\ufffd\ufffd");
 });
 
-Deno.test("decoded bytes fields are copies, not views of the input", () => {
+Deno.test("decoded bytes fields never alias the caller's buffer", () => {
   const bytes = encodePutRequest({
     key: enc.encode("key"),
     value: enc.encode("value"),

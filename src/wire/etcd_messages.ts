@@ -7,7 +7,8 @@
  * Field names are protoc's json_name of the .proto name (`range_end` ->
  * `rangeEnd`, `ID` stays `ID`); 64-bit integers are `bigint`; oneof
  * members are optional fields, at most one set; nested messages are
- * `undefined` when absent. Decoded `bytes` fields are copies of the input.
+ * `undefined` when absent. Decoded `bytes` fields are views into one
+ * private copy of the input (never aliases of the caller's buffer).
  * Regenerate with `deno task gen:wire` from the .proto files in proto/.
  *
  * @module
@@ -17,7 +18,8 @@ import {
   beginEncode,
   EMPTY_BYTES,
   endEncode,
-  Reader,
+  type Reader,
+  readerFor,
   type Writer,
 } from "./protobuf.ts";
 export { WireDecodeError } from "./protobuf.ts";
@@ -212,7 +214,7 @@ export function readKeyValue(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeKeyValue(bytes: Uint8Array): KeyValue {
-  return readKeyValue(new Reader(bytes), 0);
+  return readKeyValue(readerFor(bytes), 0);
 }
 
 /** protobuf message `mvccpb.Event`. */
@@ -302,7 +304,7 @@ export function readEvent(r: Reader, depth: number, into?: Event): Event {
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeEvent(bytes: Uint8Array): Event {
-  return readEvent(new Reader(bytes), 0);
+  return readEvent(readerFor(bytes), 0);
 }
 
 /** protobuf message `authpb.UserAddOptions`. */
@@ -369,7 +371,7 @@ export function readUserAddOptions(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeUserAddOptions(bytes: Uint8Array): UserAddOptions {
-  return readUserAddOptions(new Reader(bytes), 0);
+  return readUserAddOptions(readerFor(bytes), 0);
 }
 
 /** protobuf message `authpb.User`. */
@@ -466,7 +468,7 @@ export function readUser(r: Reader, depth: number, into?: User): User {
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeUser(bytes: Uint8Array): User {
-  return readUser(new Reader(bytes), 0);
+  return readUser(readerFor(bytes), 0);
 }
 
 /** protobuf message `authpb.Permission`. */
@@ -555,7 +557,7 @@ export function readPermission(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodePermission(bytes: Uint8Array): Permission {
-  return readPermission(new Reader(bytes), 0);
+  return readPermission(readerFor(bytes), 0);
 }
 
 /** protobuf message `authpb.Role`. */
@@ -632,7 +634,7 @@ export function readRole(r: Reader, depth: number, into?: Role): Role {
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeRole(bytes: Uint8Array): Role {
-  return readRole(new Reader(bytes), 0);
+  return readRole(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.ResponseHeader`. */
@@ -731,7 +733,7 @@ export function readResponseHeader(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeResponseHeader(bytes: Uint8Array): ResponseHeader {
-  return readResponseHeader(new Reader(bytes), 0);
+  return readResponseHeader(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.RangeRequest`. */
@@ -923,7 +925,7 @@ export function readRangeRequest(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeRangeRequest(bytes: Uint8Array): RangeRequest {
-  return readRangeRequest(new Reader(bytes), 0);
+  return readRangeRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.RangeResponse`. */
@@ -1034,7 +1036,7 @@ export function readRangeResponse(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeRangeResponse(bytes: Uint8Array): RangeResponse {
-  return readRangeResponse(new Reader(bytes), 0);
+  return readRangeResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.PutRequest`. */
@@ -1154,7 +1156,7 @@ export function readPutRequest(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodePutRequest(bytes: Uint8Array): PutRequest {
-  return readPutRequest(new Reader(bytes), 0);
+  return readPutRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.PutResponse`. */
@@ -1243,7 +1245,7 @@ export function readPutResponse(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodePutResponse(bytes: Uint8Array): PutResponse {
-  return readPutResponse(new Reader(bytes), 0);
+  return readPutResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.DeleteRangeRequest`. */
@@ -1334,7 +1336,7 @@ export function readDeleteRangeRequest(
 export function decodeDeleteRangeRequest(
   bytes: Uint8Array,
 ): DeleteRangeRequest {
-  return readDeleteRangeRequest(new Reader(bytes), 0);
+  return readDeleteRangeRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.DeleteRangeResponse`. */
@@ -1437,7 +1439,7 @@ export function readDeleteRangeResponse(
 export function decodeDeleteRangeResponse(
   bytes: Uint8Array,
 ): DeleteRangeResponse {
-  return readDeleteRangeResponse(new Reader(bytes), 0);
+  return readDeleteRangeResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.RequestOp`. */
@@ -1569,7 +1571,7 @@ export function readRequestOp(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeRequestOp(bytes: Uint8Array): RequestOp {
-  return readRequestOp(new Reader(bytes), 0);
+  return readRequestOp(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.ResponseOp`. */
@@ -1704,7 +1706,7 @@ export function readResponseOp(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeResponseOp(bytes: Uint8Array): ResponseOp {
-  return readResponseOp(new Reader(bytes), 0);
+  return readResponseOp(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.Compare`. */
@@ -1870,7 +1872,7 @@ export function readCompare(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeCompare(bytes: Uint8Array): Compare {
-  return readCompare(new Reader(bytes), 0);
+  return readCompare(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.TxnRequest`. */
@@ -1980,7 +1982,7 @@ export function readTxnRequest(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeTxnRequest(bytes: Uint8Array): TxnRequest {
-  return readTxnRequest(new Reader(bytes), 0);
+  return readTxnRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.TxnResponse`. */
@@ -2081,7 +2083,7 @@ export function readTxnResponse(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeTxnResponse(bytes: Uint8Array): TxnResponse {
-  return readTxnResponse(new Reader(bytes), 0);
+  return readTxnResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.CompactionRequest`. */
@@ -2160,7 +2162,7 @@ export function readCompactionRequest(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeCompactionRequest(bytes: Uint8Array): CompactionRequest {
-  return readCompactionRequest(new Reader(bytes), 0);
+  return readCompactionRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.CompactionResponse`. */
@@ -2236,7 +2238,7 @@ export function readCompactionResponse(
 export function decodeCompactionResponse(
   bytes: Uint8Array,
 ): CompactionResponse {
-  return readCompactionResponse(new Reader(bytes), 0);
+  return readCompactionResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.HashRequest`. */
@@ -2287,7 +2289,7 @@ export function readHashRequest(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeHashRequest(bytes: Uint8Array): HashRequest {
-  return readHashRequest(new Reader(bytes), 0);
+  return readHashRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.HashKVRequest`. */
@@ -2356,7 +2358,7 @@ export function readHashKVRequest(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeHashKVRequest(bytes: Uint8Array): HashKVRequest {
-  return readHashKVRequest(new Reader(bytes), 0);
+  return readHashKVRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.HashKVResponse`. */
@@ -2450,7 +2452,7 @@ export function readHashKVResponse(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeHashKVResponse(bytes: Uint8Array): HashKVResponse {
-  return readHashKVResponse(new Reader(bytes), 0);
+  return readHashKVResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.HashResponse`. */
@@ -2534,7 +2536,7 @@ export function readHashResponse(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeHashResponse(bytes: Uint8Array): HashResponse {
-  return readHashResponse(new Reader(bytes), 0);
+  return readHashResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.SnapshotRequest`. */
@@ -2585,7 +2587,7 @@ export function readSnapshotRequest(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeSnapshotRequest(bytes: Uint8Array): SnapshotRequest {
-  return readSnapshotRequest(new Reader(bytes), 0);
+  return readSnapshotRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.SnapshotResponse`. */
@@ -2679,7 +2681,7 @@ export function readSnapshotResponse(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeSnapshotResponse(bytes: Uint8Array): SnapshotResponse {
-  return readSnapshotResponse(new Reader(bytes), 0);
+  return readSnapshotResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.WatchRequest`. */
@@ -2793,7 +2795,7 @@ export function readWatchRequest(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeWatchRequest(bytes: Uint8Array): WatchRequest {
-  return readWatchRequest(new Reader(bytes), 0);
+  return readWatchRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.WatchCreateRequest`. */
@@ -2943,7 +2945,7 @@ export function readWatchCreateRequest(
 export function decodeWatchCreateRequest(
   bytes: Uint8Array,
 ): WatchCreateRequest {
-  return readWatchCreateRequest(new Reader(bytes), 0);
+  return readWatchCreateRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.WatchCancelRequest`. */
@@ -3014,7 +3016,7 @@ export function readWatchCancelRequest(
 export function decodeWatchCancelRequest(
   bytes: Uint8Array,
 ): WatchCancelRequest {
-  return readWatchCancelRequest(new Reader(bytes), 0);
+  return readWatchCancelRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.WatchProgressRequest`. */
@@ -3067,7 +3069,7 @@ export function readWatchProgressRequest(
 export function decodeWatchProgressRequest(
   bytes: Uint8Array,
 ): WatchProgressRequest {
-  return readWatchProgressRequest(new Reader(bytes), 0);
+  return readWatchProgressRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.WatchResponse`. */
@@ -3219,7 +3221,7 @@ export function readWatchResponse(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeWatchResponse(bytes: Uint8Array): WatchResponse {
-  return readWatchResponse(new Reader(bytes), 0);
+  return readWatchResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseGrantRequest`. */
@@ -3298,7 +3300,7 @@ export function readLeaseGrantRequest(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeLeaseGrantRequest(bytes: Uint8Array): LeaseGrantRequest {
-  return readLeaseGrantRequest(new Reader(bytes), 0);
+  return readLeaseGrantRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseGrantResponse`. */
@@ -3404,7 +3406,7 @@ export function readLeaseGrantResponse(
 export function decodeLeaseGrantResponse(
   bytes: Uint8Array,
 ): LeaseGrantResponse {
-  return readLeaseGrantResponse(new Reader(bytes), 0);
+  return readLeaseGrantResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseRevokeRequest`. */
@@ -3475,7 +3477,7 @@ export function readLeaseRevokeRequest(
 export function decodeLeaseRevokeRequest(
   bytes: Uint8Array,
 ): LeaseRevokeRequest {
-  return readLeaseRevokeRequest(new Reader(bytes), 0);
+  return readLeaseRevokeRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseRevokeResponse`. */
@@ -3551,7 +3553,7 @@ export function readLeaseRevokeResponse(
 export function decodeLeaseRevokeResponse(
   bytes: Uint8Array,
 ): LeaseRevokeResponse {
-  return readLeaseRevokeResponse(new Reader(bytes), 0);
+  return readLeaseRevokeResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseCheckpoint`. */
@@ -3630,7 +3632,7 @@ export function readLeaseCheckpoint(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeLeaseCheckpoint(bytes: Uint8Array): LeaseCheckpoint {
-  return readLeaseCheckpoint(new Reader(bytes), 0);
+  return readLeaseCheckpoint(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseCheckpointRequest`. */
@@ -3708,7 +3710,7 @@ export function readLeaseCheckpointRequest(
 export function decodeLeaseCheckpointRequest(
   bytes: Uint8Array,
 ): LeaseCheckpointRequest {
-  return readLeaseCheckpointRequest(new Reader(bytes), 0);
+  return readLeaseCheckpointRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseCheckpointResponse`. */
@@ -3784,7 +3786,7 @@ export function readLeaseCheckpointResponse(
 export function decodeLeaseCheckpointResponse(
   bytes: Uint8Array,
 ): LeaseCheckpointResponse {
-  return readLeaseCheckpointResponse(new Reader(bytes), 0);
+  return readLeaseCheckpointResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseKeepAliveRequest`. */
@@ -3855,7 +3857,7 @@ export function readLeaseKeepAliveRequest(
 export function decodeLeaseKeepAliveRequest(
   bytes: Uint8Array,
 ): LeaseKeepAliveRequest {
-  return readLeaseKeepAliveRequest(new Reader(bytes), 0);
+  return readLeaseKeepAliveRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseKeepAliveResponse`. */
@@ -3951,7 +3953,7 @@ export function readLeaseKeepAliveResponse(
 export function decodeLeaseKeepAliveResponse(
   bytes: Uint8Array,
 ): LeaseKeepAliveResponse {
-  return readLeaseKeepAliveResponse(new Reader(bytes), 0);
+  return readLeaseKeepAliveResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseTimeToLiveRequest`. */
@@ -4032,7 +4034,7 @@ export function readLeaseTimeToLiveRequest(
 export function decodeLeaseTimeToLiveRequest(
   bytes: Uint8Array,
 ): LeaseTimeToLiveRequest {
-  return readLeaseTimeToLiveRequest(new Reader(bytes), 0);
+  return readLeaseTimeToLiveRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseTimeToLiveResponse`. */
@@ -4151,7 +4153,7 @@ export function readLeaseTimeToLiveResponse(
 export function decodeLeaseTimeToLiveResponse(
   bytes: Uint8Array,
 ): LeaseTimeToLiveResponse {
-  return readLeaseTimeToLiveResponse(new Reader(bytes), 0);
+  return readLeaseTimeToLiveResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseLeasesRequest`. */
@@ -4204,7 +4206,7 @@ export function readLeaseLeasesRequest(
 export function decodeLeaseLeasesRequest(
   bytes: Uint8Array,
 ): LeaseLeasesRequest {
-  return readLeaseLeasesRequest(new Reader(bytes), 0);
+  return readLeaseLeasesRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseStatus`. */
@@ -4271,7 +4273,7 @@ export function readLeaseStatus(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeLeaseStatus(bytes: Uint8Array): LeaseStatus {
-  return readLeaseStatus(new Reader(bytes), 0);
+  return readLeaseStatus(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseLeasesResponse`. */
@@ -4364,7 +4366,7 @@ export function readLeaseLeasesResponse(
 export function decodeLeaseLeasesResponse(
   bytes: Uint8Array,
 ): LeaseLeasesResponse {
-  return readLeaseLeasesResponse(new Reader(bytes), 0);
+  return readLeaseLeasesResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.Member`. */
@@ -4469,7 +4471,7 @@ export function readMember(r: Reader, _depth: number, into?: Member): Member {
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeMember(bytes: Uint8Array): Member {
-  return readMember(new Reader(bytes), 0);
+  return readMember(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.MemberAddRequest`. */
@@ -4550,7 +4552,7 @@ export function readMemberAddRequest(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeMemberAddRequest(bytes: Uint8Array): MemberAddRequest {
-  return readMemberAddRequest(new Reader(bytes), 0);
+  return readMemberAddRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.MemberAddResponse`. */
@@ -4656,7 +4658,7 @@ export function readMemberAddResponse(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeMemberAddResponse(bytes: Uint8Array): MemberAddResponse {
-  return readMemberAddResponse(new Reader(bytes), 0);
+  return readMemberAddResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.MemberRemoveRequest`. */
@@ -4727,7 +4729,7 @@ export function readMemberRemoveRequest(
 export function decodeMemberRemoveRequest(
   bytes: Uint8Array,
 ): MemberRemoveRequest {
-  return readMemberRemoveRequest(new Reader(bytes), 0);
+  return readMemberRemoveRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.MemberRemoveResponse`. */
@@ -4820,7 +4822,7 @@ export function readMemberRemoveResponse(
 export function decodeMemberRemoveResponse(
   bytes: Uint8Array,
 ): MemberRemoveResponse {
-  return readMemberRemoveResponse(new Reader(bytes), 0);
+  return readMemberRemoveResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.MemberUpdateRequest`. */
@@ -4903,7 +4905,7 @@ export function readMemberUpdateRequest(
 export function decodeMemberUpdateRequest(
   bytes: Uint8Array,
 ): MemberUpdateRequest {
-  return readMemberUpdateRequest(new Reader(bytes), 0);
+  return readMemberUpdateRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.MemberUpdateResponse`. */
@@ -4996,7 +4998,7 @@ export function readMemberUpdateResponse(
 export function decodeMemberUpdateResponse(
   bytes: Uint8Array,
 ): MemberUpdateResponse {
-  return readMemberUpdateResponse(new Reader(bytes), 0);
+  return readMemberUpdateResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.MemberListRequest`. */
@@ -5047,7 +5049,7 @@ export function readMemberListRequest(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeMemberListRequest(bytes: Uint8Array): MemberListRequest {
-  return readMemberListRequest(new Reader(bytes), 0);
+  return readMemberListRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.MemberListResponse`. */
@@ -5140,7 +5142,7 @@ export function readMemberListResponse(
 export function decodeMemberListResponse(
   bytes: Uint8Array,
 ): MemberListResponse {
-  return readMemberListResponse(new Reader(bytes), 0);
+  return readMemberListResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.MemberPromoteRequest`. */
@@ -5211,7 +5213,7 @@ export function readMemberPromoteRequest(
 export function decodeMemberPromoteRequest(
   bytes: Uint8Array,
 ): MemberPromoteRequest {
-  return readMemberPromoteRequest(new Reader(bytes), 0);
+  return readMemberPromoteRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.MemberPromoteResponse`. */
@@ -5304,7 +5306,7 @@ export function readMemberPromoteResponse(
 export function decodeMemberPromoteResponse(
   bytes: Uint8Array,
 ): MemberPromoteResponse {
-  return readMemberPromoteResponse(new Reader(bytes), 0);
+  return readMemberPromoteResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.DefragmentRequest`. */
@@ -5355,7 +5357,7 @@ export function readDefragmentRequest(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeDefragmentRequest(bytes: Uint8Array): DefragmentRequest {
-  return readDefragmentRequest(new Reader(bytes), 0);
+  return readDefragmentRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.DefragmentResponse`. */
@@ -5431,7 +5433,7 @@ export function readDefragmentResponse(
 export function decodeDefragmentResponse(
   bytes: Uint8Array,
 ): DefragmentResponse {
-  return readDefragmentResponse(new Reader(bytes), 0);
+  return readDefragmentResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.MoveLeaderRequest`. */
@@ -5500,7 +5502,7 @@ export function readMoveLeaderRequest(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeMoveLeaderRequest(bytes: Uint8Array): MoveLeaderRequest {
-  return readMoveLeaderRequest(new Reader(bytes), 0);
+  return readMoveLeaderRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.MoveLeaderResponse`. */
@@ -5576,7 +5578,7 @@ export function readMoveLeaderResponse(
 export function decodeMoveLeaderResponse(
   bytes: Uint8Array,
 ): MoveLeaderResponse {
-  return readMoveLeaderResponse(new Reader(bytes), 0);
+  return readMoveLeaderResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AlarmRequest`. */
@@ -5665,7 +5667,7 @@ export function readAlarmRequest(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAlarmRequest(bytes: Uint8Array): AlarmRequest {
-  return readAlarmRequest(new Reader(bytes), 0);
+  return readAlarmRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AlarmMember`. */
@@ -5744,7 +5746,7 @@ export function readAlarmMember(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAlarmMember(bytes: Uint8Array): AlarmMember {
-  return readAlarmMember(new Reader(bytes), 0);
+  return readAlarmMember(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AlarmResponse`. */
@@ -5835,7 +5837,7 @@ export function readAlarmResponse(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAlarmResponse(bytes: Uint8Array): AlarmResponse {
-  return readAlarmResponse(new Reader(bytes), 0);
+  return readAlarmResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.StatusRequest`. */
@@ -5886,7 +5888,7 @@ export function readStatusRequest(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeStatusRequest(bytes: Uint8Array): StatusRequest {
-  return readStatusRequest(new Reader(bytes), 0);
+  return readStatusRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.StatusResponse`. */
@@ -6054,7 +6056,7 @@ export function readStatusResponse(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeStatusResponse(bytes: Uint8Array): StatusResponse {
-  return readStatusResponse(new Reader(bytes), 0);
+  return readStatusResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthEnableRequest`. */
@@ -6105,7 +6107,7 @@ export function readAuthEnableRequest(
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthEnableRequest(bytes: Uint8Array): AuthEnableRequest {
-  return readAuthEnableRequest(new Reader(bytes), 0);
+  return readAuthEnableRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthDisableRequest`. */
@@ -6158,7 +6160,7 @@ export function readAuthDisableRequest(
 export function decodeAuthDisableRequest(
   bytes: Uint8Array,
 ): AuthDisableRequest {
-  return readAuthDisableRequest(new Reader(bytes), 0);
+  return readAuthDisableRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthenticateRequest`. */
@@ -6239,7 +6241,7 @@ export function readAuthenticateRequest(
 export function decodeAuthenticateRequest(
   bytes: Uint8Array,
 ): AuthenticateRequest {
-  return readAuthenticateRequest(new Reader(bytes), 0);
+  return readAuthenticateRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserAddRequest`. */
@@ -6335,7 +6337,7 @@ export function readAuthUserAddRequest(
 export function decodeAuthUserAddRequest(
   bytes: Uint8Array,
 ): AuthUserAddRequest {
-  return readAuthUserAddRequest(new Reader(bytes), 0);
+  return readAuthUserAddRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserGetRequest`. */
@@ -6406,7 +6408,7 @@ export function readAuthUserGetRequest(
 export function decodeAuthUserGetRequest(
   bytes: Uint8Array,
 ): AuthUserGetRequest {
-  return readAuthUserGetRequest(new Reader(bytes), 0);
+  return readAuthUserGetRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserDeleteRequest`. */
@@ -6477,7 +6479,7 @@ export function readAuthUserDeleteRequest(
 export function decodeAuthUserDeleteRequest(
   bytes: Uint8Array,
 ): AuthUserDeleteRequest {
-  return readAuthUserDeleteRequest(new Reader(bytes), 0);
+  return readAuthUserDeleteRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserChangePasswordRequest`. */
@@ -6561,7 +6563,7 @@ export function readAuthUserChangePasswordRequest(
 export function decodeAuthUserChangePasswordRequest(
   bytes: Uint8Array,
 ): AuthUserChangePasswordRequest {
-  return readAuthUserChangePasswordRequest(new Reader(bytes), 0);
+  return readAuthUserChangePasswordRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserGrantRoleRequest`. */
@@ -6642,7 +6644,7 @@ export function readAuthUserGrantRoleRequest(
 export function decodeAuthUserGrantRoleRequest(
   bytes: Uint8Array,
 ): AuthUserGrantRoleRequest {
-  return readAuthUserGrantRoleRequest(new Reader(bytes), 0);
+  return readAuthUserGrantRoleRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserRevokeRoleRequest`. */
@@ -6723,7 +6725,7 @@ export function readAuthUserRevokeRoleRequest(
 export function decodeAuthUserRevokeRoleRequest(
   bytes: Uint8Array,
 ): AuthUserRevokeRoleRequest {
-  return readAuthUserRevokeRoleRequest(new Reader(bytes), 0);
+  return readAuthUserRevokeRoleRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleAddRequest`. */
@@ -6794,7 +6796,7 @@ export function readAuthRoleAddRequest(
 export function decodeAuthRoleAddRequest(
   bytes: Uint8Array,
 ): AuthRoleAddRequest {
-  return readAuthRoleAddRequest(new Reader(bytes), 0);
+  return readAuthRoleAddRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleGetRequest`. */
@@ -6865,7 +6867,7 @@ export function readAuthRoleGetRequest(
 export function decodeAuthRoleGetRequest(
   bytes: Uint8Array,
 ): AuthRoleGetRequest {
-  return readAuthRoleGetRequest(new Reader(bytes), 0);
+  return readAuthRoleGetRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserListRequest`. */
@@ -6918,7 +6920,7 @@ export function readAuthUserListRequest(
 export function decodeAuthUserListRequest(
   bytes: Uint8Array,
 ): AuthUserListRequest {
-  return readAuthUserListRequest(new Reader(bytes), 0);
+  return readAuthUserListRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleListRequest`. */
@@ -6971,7 +6973,7 @@ export function readAuthRoleListRequest(
 export function decodeAuthRoleListRequest(
   bytes: Uint8Array,
 ): AuthRoleListRequest {
-  return readAuthRoleListRequest(new Reader(bytes), 0);
+  return readAuthRoleListRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleDeleteRequest`. */
@@ -7042,7 +7044,7 @@ export function readAuthRoleDeleteRequest(
 export function decodeAuthRoleDeleteRequest(
   bytes: Uint8Array,
 ): AuthRoleDeleteRequest {
-  return readAuthRoleDeleteRequest(new Reader(bytes), 0);
+  return readAuthRoleDeleteRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleGrantPermissionRequest`. */
@@ -7131,7 +7133,7 @@ export function readAuthRoleGrantPermissionRequest(
 export function decodeAuthRoleGrantPermissionRequest(
   bytes: Uint8Array,
 ): AuthRoleGrantPermissionRequest {
-  return readAuthRoleGrantPermissionRequest(new Reader(bytes), 0);
+  return readAuthRoleGrantPermissionRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleRevokePermissionRequest`. */
@@ -7225,7 +7227,7 @@ export function readAuthRoleRevokePermissionRequest(
 export function decodeAuthRoleRevokePermissionRequest(
   bytes: Uint8Array,
 ): AuthRoleRevokePermissionRequest {
-  return readAuthRoleRevokePermissionRequest(new Reader(bytes), 0);
+  return readAuthRoleRevokePermissionRequest(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthEnableResponse`. */
@@ -7301,7 +7303,7 @@ export function readAuthEnableResponse(
 export function decodeAuthEnableResponse(
   bytes: Uint8Array,
 ): AuthEnableResponse {
-  return readAuthEnableResponse(new Reader(bytes), 0);
+  return readAuthEnableResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthDisableResponse`. */
@@ -7377,7 +7379,7 @@ export function readAuthDisableResponse(
 export function decodeAuthDisableResponse(
   bytes: Uint8Array,
 ): AuthDisableResponse {
-  return readAuthDisableResponse(new Reader(bytes), 0);
+  return readAuthDisableResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthenticateResponse`. */
@@ -7463,7 +7465,7 @@ export function readAuthenticateResponse(
 export function decodeAuthenticateResponse(
   bytes: Uint8Array,
 ): AuthenticateResponse {
-  return readAuthenticateResponse(new Reader(bytes), 0);
+  return readAuthenticateResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserAddResponse`. */
@@ -7539,7 +7541,7 @@ export function readAuthUserAddResponse(
 export function decodeAuthUserAddResponse(
   bytes: Uint8Array,
 ): AuthUserAddResponse {
-  return readAuthUserAddResponse(new Reader(bytes), 0);
+  return readAuthUserAddResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserGetResponse`. */
@@ -7627,7 +7629,7 @@ export function readAuthUserGetResponse(
 export function decodeAuthUserGetResponse(
   bytes: Uint8Array,
 ): AuthUserGetResponse {
-  return readAuthUserGetResponse(new Reader(bytes), 0);
+  return readAuthUserGetResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserDeleteResponse`. */
@@ -7703,7 +7705,7 @@ export function readAuthUserDeleteResponse(
 export function decodeAuthUserDeleteResponse(
   bytes: Uint8Array,
 ): AuthUserDeleteResponse {
-  return readAuthUserDeleteResponse(new Reader(bytes), 0);
+  return readAuthUserDeleteResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserChangePasswordResponse`. */
@@ -7782,7 +7784,7 @@ export function readAuthUserChangePasswordResponse(
 export function decodeAuthUserChangePasswordResponse(
   bytes: Uint8Array,
 ): AuthUserChangePasswordResponse {
-  return readAuthUserChangePasswordResponse(new Reader(bytes), 0);
+  return readAuthUserChangePasswordResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserGrantRoleResponse`. */
@@ -7858,7 +7860,7 @@ export function readAuthUserGrantRoleResponse(
 export function decodeAuthUserGrantRoleResponse(
   bytes: Uint8Array,
 ): AuthUserGrantRoleResponse {
-  return readAuthUserGrantRoleResponse(new Reader(bytes), 0);
+  return readAuthUserGrantRoleResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserRevokeRoleResponse`. */
@@ -7934,7 +7936,7 @@ export function readAuthUserRevokeRoleResponse(
 export function decodeAuthUserRevokeRoleResponse(
   bytes: Uint8Array,
 ): AuthUserRevokeRoleResponse {
-  return readAuthUserRevokeRoleResponse(new Reader(bytes), 0);
+  return readAuthUserRevokeRoleResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleAddResponse`. */
@@ -8010,7 +8012,7 @@ export function readAuthRoleAddResponse(
 export function decodeAuthRoleAddResponse(
   bytes: Uint8Array,
 ): AuthRoleAddResponse {
-  return readAuthRoleAddResponse(new Reader(bytes), 0);
+  return readAuthRoleAddResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleGetResponse`. */
@@ -8103,7 +8105,7 @@ export function readAuthRoleGetResponse(
 export function decodeAuthRoleGetResponse(
   bytes: Uint8Array,
 ): AuthRoleGetResponse {
-  return readAuthRoleGetResponse(new Reader(bytes), 0);
+  return readAuthRoleGetResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleListResponse`. */
@@ -8191,7 +8193,7 @@ export function readAuthRoleListResponse(
 export function decodeAuthRoleListResponse(
   bytes: Uint8Array,
 ): AuthRoleListResponse {
-  return readAuthRoleListResponse(new Reader(bytes), 0);
+  return readAuthRoleListResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserListResponse`. */
@@ -8279,7 +8281,7 @@ export function readAuthUserListResponse(
 export function decodeAuthUserListResponse(
   bytes: Uint8Array,
 ): AuthUserListResponse {
-  return readAuthUserListResponse(new Reader(bytes), 0);
+  return readAuthUserListResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleDeleteResponse`. */
@@ -8355,7 +8357,7 @@ export function readAuthRoleDeleteResponse(
 export function decodeAuthRoleDeleteResponse(
   bytes: Uint8Array,
 ): AuthRoleDeleteResponse {
-  return readAuthRoleDeleteResponse(new Reader(bytes), 0);
+  return readAuthRoleDeleteResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleGrantPermissionResponse`. */
@@ -8434,7 +8436,7 @@ export function readAuthRoleGrantPermissionResponse(
 export function decodeAuthRoleGrantPermissionResponse(
   bytes: Uint8Array,
 ): AuthRoleGrantPermissionResponse {
-  return readAuthRoleGrantPermissionResponse(new Reader(bytes), 0);
+  return readAuthRoleGrantPermissionResponse(readerFor(bytes), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleRevokePermissionResponse`. */
@@ -8513,5 +8515,5 @@ export function readAuthRoleRevokePermissionResponse(
 export function decodeAuthRoleRevokePermissionResponse(
   bytes: Uint8Array,
 ): AuthRoleRevokePermissionResponse {
-  return readAuthRoleRevokePermissionResponse(new Reader(bytes), 0);
+  return readAuthRoleRevokePermissionResponse(readerFor(bytes), 0);
 }
