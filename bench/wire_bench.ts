@@ -124,36 +124,66 @@ Deno.bench("RangeResponse(100 kvs) encode+decode: revkv generated", {
   sink += decodeRangeResponse(encodeRangeResponse(rangeResponse)).kvs.length;
 });
 const rangeWriter = new RangeResponseWriter();
+// What the store holds: bytes and revisions as numbers (lease IDs bigint).
+const storedParts = kvs.map((kv) => ({
+  key: kv.key,
+  value: kv.value,
+  createRevision: Number(kv.createRevision),
+  modRevision: Number(kv.modRevision),
+  version: Number(kv.version),
+  lease: kv.lease,
+}));
 Deno.bench(
-  "RangeResponse(100 kvs) encode: revkv RangeResponseWriter from parts",
+  "RangeResponse(100 kvs) encode from stored parts: revkv RangeResponseWriter",
   {
-    group: "RangeResponse encode",
+    group: "RangeResponse from store",
     baseline: true,
   },
   () => {
-    for (const kv of kvs) {
+    for (const p of storedParts) {
       rangeWriter.addKv(
-        kv.key,
-        kv.value,
-        Number(kv.createRevision),
-        Number(kv.modRevision),
-        Number(kv.version),
-        kv.lease,
+        p.key,
+        p.value,
+        p.createRevision,
+        p.modRevision,
+        p.version,
+        p.lease,
       );
     }
     sink += rangeWriter.finish(header, true, 1000n).length;
   },
 );
-Deno.bench("RangeResponse(100 kvs) encode: revkv generated", {
-  group: "RangeResponse encode",
-}, () => {
-  sink += encodeRangeResponse(rangeResponse).length;
-});
+Deno.bench(
+  "RangeResponse(100 kvs) encode from stored parts: build KeyValue objects + revkv generated",
+  {
+    group: "RangeResponse from store",
+  },
+  () => {
+    const built: KeyValue[] = storedParts.map((p) => ({
+      key: p.key,
+      value: p.value,
+      createRevision: BigInt(p.createRevision),
+      modRevision: BigInt(p.modRevision),
+      version: BigInt(p.version),
+      lease: p.lease,
+    }));
+    sink +=
+      encodeRangeResponse({ header, kvs: built, more: true, count: 1000n })
+        .length;
+  },
+);
 Deno.bench("RangeResponse(100 kvs) decode: revkv generated", {
   group: "RangeResponse decode",
   baseline: true,
 }, () => {
   sink += decodeRangeResponse(rangeResponseBytes).kvs.length;
+});
+Deno.bench("PutRequest encode+decode: revkv generated, takeInput", {
+  group: "PutRequest",
+}, () => {
+  sink +=
+    decodePutRequest(encodePutRequest(putRequest), { takeInput: true }).value
+      .length;
 });
 Deno.bench("PutRequest encode+decode: revkv generated", {
   group: "PutRequest",

@@ -472,6 +472,14 @@ Deno.test("decoded bytes fields never alias the caller's buffer", () => {
   assert.equal(new TextDecoder().decode(decoded.value), "value");
 });
 
+Deno.test("with takeInput, decoded bytes fields view the input itself", () => {
+  const bytes = encodePutRequest({ key: enc.encode("key") });
+  const decoded = decodePutRequest(bytes, { takeInput: true });
+  assert.equal(decoded.key.buffer, bytes.buffer);
+  bytes[2] = 0x4b; // 'K'
+  assert.equal(new TextDecoder().decode(decoded.key), "Key");
+});
+
 function kv(i: number, lease: bigint): KeyValue {
   return {
     key: enc.encode(`key-${i}`),
