@@ -4,7 +4,7 @@
  * A protobuf message is a sequence of fields, each a *tag* varint
  * `(fieldNumber << 3) | wireType` followed by its payload:
  *
- * ```
+ * ```text
  * wire type 0  VARINT  int32/int64/uint32/uint64/bool/enum, 1-10 bytes, 7 bits a byte, low first
  * wire type 1  I64     8 bytes little-endian (not used by etcd's messages; skipped when unknown)
  * wire type 2  LEN     varint length, then that many bytes: bytes, string, nested message, packed repeated
@@ -13,8 +13,8 @@
  * ```
  *
  * Worked example: a `PutRequest{key: "foo", lease: -1}` is
- * `0a 03 66 6f 6f` (field 1, LEN, 3 bytes "foo") then `30 ff ff ff ff ff ff ff ff ff 01`
- * (field 6, VARINT, -1 as a 10-byte two's-complement varint).
+ * `0a 03 66 6f 6f` (field 1, LEN, 3 bytes "foo") then `18 ff ff ff ff ff ff ff ff ff 01`
+ * (field 3, VARINT, -1 as a 10-byte two's-complement varint).
  *
  * This module owns the two cursors the generated code drives: {@link Writer}
  * (one growing buffer; nested messages reserve a one-byte length and shift
