@@ -915,7 +915,7 @@ export function generateJson(model: ProtoModel): string {
     "import {",
     "HELPERS",
     '} from "./json.ts";',
-    'export { JsonDecodeError, parseJson } from "./json.ts";',
+    'export { JsonDecodeError, parseJson, stringifyJson } from "./json.ts";',
     "",
   ];
   for (const e of model.enums) {

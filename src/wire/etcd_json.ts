@@ -227,7 +227,7 @@ import {
   jsonUint32,
   jsonUint64,
 } from "./json.ts";
-export { JsonDecodeError, parseJson } from "./json.ts";
+export { JsonDecodeError, parseJson, stringifyJson } from "./json.ts";
 
 const Event_EventType_NAMES: Readonly<Record<number, string>> = {
   0: "PUT",
