@@ -695,11 +695,13 @@ function genRead(m: MessageDesc): string {
     `}`,
     "",
     `/**`,
-    ` * Decodes a \`${m.name}\`; absent fields take their defaults.`,
+    ` * Decodes a \`${m.name}\`; absent fields take their defaults. Its bytes`,
+    ` * fields view a private copy of \`bytes\` (or \`bytes\` itself with`,
+    ` * \`options.takeInput\`).`,
     ` * @throws {WireDecodeError} when the bytes are not a valid message`,
     ` */`,
-    `export function decode${m.name}(bytes: Uint8Array): ${m.name} {`,
-    `  return read${m.name}(new Reader(bytes), 0);`,
+    `export function decode${m.name}(bytes: Uint8Array, options?: DecodeOptions): ${m.name} {`,
+    `  return read${m.name}(readerFor(bytes, options), 0);`,
     `}`,
     "",
   );
@@ -718,14 +720,23 @@ export function generateMessages(model: ProtoModel): string {
     " * Field names are protoc's json_name of the .proto name (`range_end` ->",
     " * `rangeEnd`, `ID` stays `ID`); 64-bit integers are `bigint`; oneof",
     " * members are optional fields, at most one set; nested messages are",
-    " * `undefined` when absent. Decoded `bytes` fields are copies of the input.",
+    " * `undefined` when absent. Decoded `bytes` fields are views into one",
+    " * private copy of the input (never aliases of the caller's buffer).",
     " * Regenerate with `deno task gen:wire` from the .proto files in proto/.",
     " *",
     " * @module",
     " */",
     "",
-    'import { beginEncode, EMPTY_BYTES, endEncode, Reader, type Writer } from "./protobuf.ts";',
-    'export { WireDecodeError } from "./protobuf.ts";',
+    "import {",
+    "  beginEncode,",
+    "  type DecodeOptions,",
+    "  EMPTY_BYTES,",
+    "  endEncode,",
+    "  type Reader,",
+    "  readerFor,",
+    "  type Writer,",
+    '} from "./protobuf.ts";',
+    'export { type DecodeOptions, WireDecodeError } from "./protobuf.ts";',
     "",
     "/**",
     " * What an encoder accepts: any subset of a message's fields, nested",
@@ -747,6 +758,191 @@ export function generateMessages(model: ProtoModel): string {
     out.push(genRead(m));
   }
   return out.join("\n");
+}
+
+const OUTPUT_JSON = "src/wire/etcd_json.ts";
+
+/** Enum names as Go's jsonpb reports them (`etcdserverpb.RangeRequest_SortOrder`). */
+const ENUM_GO_NAMES = new Map<string, string>();
+
+/** The output expression of one JSON value (not repeated). */
+function toJsonValue(f: FieldDesc, v: string): string {
+  if (f.kind === "message") return `toJson${f.type}(${v})`;
+  if (f.kind === "enum") return `enumJson(${v}, ${f.type}_NAMES)`;
+  switch (f.type as ScalarType) {
+    case "bytes":
+      return `base64Encode(${v})`;
+    case "int64":
+    case "uint64":
+      return `${v}.toString()`;
+    default:
+      return v;
+  }
+}
+
+/** The input expression reading one JSON value `v` at `path`. */
+function fromJsonValue(f: FieldDesc, v: string, path: string): string {
+  if (f.kind === "message") {
+    return `readJson${f.type}(${v}, ${path}, depth + 1)`;
+  }
+  if (f.kind === "enum") {
+    const e = f.type;
+    const goName = ENUM_GO_NAMES.get(e) ?? e;
+    return `jsonEnum(${v}, ${e}, "${goName}", ${path})`;
+  }
+  const fn = {
+    bytes: "jsonBytes",
+    string: "jsonString",
+    bool: "jsonBool",
+    int64: "jsonInt64",
+    uint64: "jsonUint64",
+    int32: "jsonInt32",
+    uint32: "jsonUint32",
+  }[f.type as ScalarType];
+  return `${fn}(${v}, ${path})`;
+}
+
+function genJsonMessage(m: MessageDesc): string {
+  const lines: string[] = [
+    `/** \`${m.fullName}\` as grpc-gateway's JSON (field names as in the .proto). */`,
+    `export function toJson${m.name}(m: PartialMessage<${m.name}>): Record<string, unknown> {`,
+    `  const o: Record<string, unknown> = {};`,
+  ];
+  if (m.fields.length === 0) {
+    lines[1] =
+      `export function toJson${m.name}(_m: PartialMessage<${m.name}>): Record<string, unknown> {`;
+  }
+  for (const f of m.fields) {
+    const v = `m.${f.name}`;
+    const key = JSON.stringify(f.protoName);
+    if (f.repeated) {
+      lines.push(
+        `  if (${v} !== undefined && ${v}.length !== 0) {`,
+        `    o[${key}] = ${v}.map((x) => ${toJsonValue(f, "x")});`,
+        `  }`,
+      );
+    } else if (f.kind === "message") {
+      lines.push(`  if (${v} !== undefined) o[${key}] = ${toJsonValue(f, v)};`);
+    } else {
+      lines.push(
+        `  if (${presentCondition(f, v)}) o[${key}] = ${toJsonValue(f, v)};`,
+      );
+    }
+  }
+  lines.push(`  return o;`, `}`, "");
+  lines.push(
+    `/** Reads a \`${m.name}\` from a parsed JSON value; \`path\` names it in errors. */`,
+    `export function readJson${m.name}(json: unknown, path: string, depth: number): ${m.name} {`,
+    `  const obj = jsonObject(json, path, depth);`,
+    `  const m = new${m.name}();`,
+  );
+  if (m.fields.length > 0) {
+    lines.push(
+      `  for (const key of Object.keys(obj)) {`,
+      `    const v = obj[key];`,
+      `    if (v === null) continue;`,
+      `    switch (key) {`,
+    );
+    for (const f of m.fields) {
+      const labels = f.protoName === f.name
+        ? [f.protoName]
+        : [f.protoName, f.name];
+      const path = `path + ${JSON.stringify("." + f.protoName)}`;
+      for (const label of labels) {
+        lines.push(`      case ${JSON.stringify(label)}:`);
+      }
+      if (f.repeated) {
+        lines.push(
+          `        m.${f.name} = jsonArray(v, ${path}).map((x, i) =>`,
+          `          ${fromJsonValue(f, "x", `${path} + "[" + i + "]"`)}`,
+          `        );`,
+        );
+      } else {
+        lines.push(`        m.${f.name} = ${fromJsonValue(f, "v", path)};`);
+        if (f.oneof !== undefined) {
+          for (const o of m.fields) {
+            if (o.oneof === f.oneof && o !== f) {
+              lines.push(`        m.${o.name} = undefined;`);
+            }
+          }
+        }
+      }
+      lines.push(`        break;`);
+    }
+    lines.push(`    }`, `  }`);
+  } else {
+    lines.push(`  void obj;`);
+  }
+  lines.push(`  return m;`, `}`, "");
+  lines.push(
+    `/**`,
+    ` * A \`${m.name}\` from grpc-gateway JSON (parse the text with \`parseJson\``,
+    ` * to keep 64-bit numbers exact); unknown fields are ignored.`,
+    ` * @throws {JsonDecodeError} when a field has the wrong type or value`,
+    ` */`,
+    `export function fromJson${m.name}(json: unknown): ${m.name} {`,
+    `  return readJson${m.name}(json, "${m.name}", 0);`,
+    `}`,
+    "",
+  );
+  return lines.join("\n");
+}
+
+/** Generates the source of src/wire/etcd_json.ts (before formatting). */
+export function generateJson(model: ProtoModel): string {
+  for (const e of model.enums) {
+    ENUM_GO_NAMES.set(e.name, `${e.fullName.split(".")[0]}.${e.name}`);
+  }
+  const enumNames = model.enums.map((e) => e.name);
+  const newNames = model.messages.map((m) => `new${m.name}`);
+  const typeNames = model.messages.map((m) => `type ${m.name}`);
+  const out: string[] = [
+    "// generated by scripts/gen_wire.ts; do not edit",
+    "/**",
+    " * etcd v3's messages as the JSON of etcd 3.4's grpc-gateway: for every",
+    " * message `M`, `toJsonM(m)` (an object for `JSON.stringify`) and",
+    " * `fromJsonM(value)` (from a parsed body; see `parseJson`). The value",
+    " * rules are in json.ts. Regenerate with `deno task gen:wire`.",
+    " *",
+    " * @module",
+    " */",
+    "",
+    "import {",
+    ...[...enumNames, ...newNames, "type PartialMessage", ...typeNames].map((
+      n,
+    ) => `  ${n},`),
+    '} from "./etcd_messages.ts";',
+    "import {",
+    "HELPERS",
+    '} from "./json.ts";',
+    'export { JsonDecodeError, parseJson, stringifyJson } from "./json.ts";',
+    "",
+  ];
+  for (const e of model.enums) {
+    out.push(
+      `const ${e.name}_NAMES: Readonly<Record<number, string>> = {`,
+      ...e.values.map((v) => `  ${v.number}: "${v.name}",`),
+      `};`,
+      "",
+    );
+  }
+  for (const m of model.messages) out.push(genJsonMessage(m));
+  const body = out.join("\n");
+  const helpers = [
+    "base64Encode",
+    "enumJson",
+    "jsonArray",
+    "jsonBool",
+    "jsonBytes",
+    "jsonEnum",
+    "jsonInt32",
+    "jsonInt64",
+    "jsonObject",
+    "jsonString",
+    "jsonUint32",
+    "jsonUint64",
+  ].filter((name) => body.includes(`${name}(`));
+  return body.replace("HELPERS", helpers.map((h) => `  ${h},`).join("\n"));
 }
 
 async function formatTs(source: string): Promise<string> {
@@ -772,6 +968,7 @@ export async function generateAll(root: URL): Promise<Map<string, string>> {
   const model = await loadModel(root);
   const files = new Map<string, string>();
   files.set(OUTPUT_MESSAGES, await formatTs(generateMessages(model)));
+  files.set(OUTPUT_JSON, await formatTs(generateJson(model)));
   return files;
 }
 

@@ -4,12 +4,16 @@
  * bytes, fed to every decoder, either decode or throw WireDecodeError —
  * nothing else (no RangeError, no TypeError, no hang). Whatever decodes
  * re-encodes and decodes to the same value (the decoders' output is always
- * a valid message).
+ * a valid message). Mutated JSON bodies likewise decode or throw
+ * JsonDecodeError.
  *
  * The seed is printed; replay with
  * `REVKV_WIRE_SEED=<seed> deno test -A tests/wire_fuzz_test.ts`.
  */
 import assert from "node:assert/strict";
+import * as etcdJson from "../src/wire/etcd_json.ts";
+import { JsonDecodeError } from "../src/wire/etcd_json.ts";
+import { JsonNonInteger } from "../src/wire/json.ts";
 import { WireDecodeError } from "../src/wire/etcd_messages.ts";
 import {
   decoderOf,
@@ -96,4 +100,68 @@ Deno.test("random bytes decode or throw WireDecodeError, for every message", () 
     const input = rng.bytes(rng.below(64));
     tryDecode(names[i % names.length]!, input, `random case ${i}`);
   }
+});
+
+const JSON_ODDITIES: unknown[] = [
+  null,
+  true,
+  0,
+  -1,
+  1.5,
+  "",
+  "x",
+  "Zm9v",
+  "9223372036854775808",
+  [],
+  [1, "a"],
+  {},
+  { a: 1 },
+  new JsonNonInteger("1e2"),
+  2n ** 70n,
+];
+
+/** A copy of a JSON value with one random node replaced by an oddity. */
+function mutateJson(value: unknown, rng: Prng): unknown {
+  if (rng.below(4) === 0) return rng.pick(JSON_ODDITIES);
+  if (Array.isArray(value) && value.length > 0) {
+    const copy = [...value];
+    const i = rng.below(copy.length);
+    copy[i] = mutateJson(copy[i], rng);
+    return copy;
+  }
+  if (
+    typeof value === "object" && value !== null &&
+    !(value instanceof JsonNonInteger)
+  ) {
+    const copy = { ...(value as Record<string, unknown>) };
+    const keys = Object.keys(copy);
+    if (keys.length === 0) return rng.pick(JSON_ODDITIES);
+    const key = rng.pick(keys);
+    copy[key] = mutateJson(copy[key], rng);
+    return copy;
+  }
+  return rng.pick(JSON_ODDITIES);
+}
+
+Deno.test("mutated JSON bodies decode or throw JsonDecodeError, for every message", () => {
+  const rng = new Prng(SEED ^ 0x15011);
+  const codecs = etcdJson as unknown as Record<string, (x: unknown) => unknown>;
+  const names = MODEL.messages.map((m) => m.name);
+  let rejected = 0;
+  for (let i = 0; i < FUZZ_CASES; i++) {
+    const name = names[i % names.length]!;
+    const body = codecs[`toJson${name}`]!(randomMessage(name, rng, 1));
+    const mutated = mutateJson(body, rng);
+    try {
+      codecs[`fromJson${name}`]!(mutated);
+    } catch (err) {
+      if (!(err instanceof JsonDecodeError)) {
+        throw new Error(
+          `fromJson${name} threw ${err} on JSON case ${i} (seed ${SEED})`,
+        );
+      }
+      rejected++;
+    }
+  }
+  assert.ok(rejected > 0 && rejected < FUZZ_CASES, `${rejected} rejected`);
 });

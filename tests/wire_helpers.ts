@@ -376,3 +376,30 @@ export async function protocDecode(
 export function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");
 }
+
+/**
+ * A `FileDescriptorSet` of the three files, from `protoc
+ * --descriptor_set_out` (for libraries that load schemas at run time).
+ */
+export async function protocDescriptorSet(): Promise<Uint8Array> {
+  const dir = await protocRoot();
+  const out = `${dir}/etcd.descriptor`;
+  await runProtoc(
+    [
+      `--descriptor_set_out=${out}`,
+      "--include_imports",
+      "etcd/etcdserver/etcdserverpb/rpc.proto",
+    ],
+    new Uint8Array(0),
+  );
+  return await Deno.readFile(out);
+}
+
+/** The .proto texts stripped for protoc, in dependency order. */
+export async function strippedProtoTexts(): Promise<string[]> {
+  return await Promise.all(
+    PROTO_FILES.map(async (file) =>
+      stripForProtoc(await Deno.readTextFile(new URL(file, ROOT)))
+    ),
+  );
+}

@@ -7,7 +7,8 @@
  * Field names are protoc's json_name of the .proto name (`range_end` ->
  * `rangeEnd`, `ID` stays `ID`); 64-bit integers are `bigint`; oneof
  * members are optional fields, at most one set; nested messages are
- * `undefined` when absent. Decoded `bytes` fields are copies of the input.
+ * `undefined` when absent. Decoded `bytes` fields are views into one
+ * private copy of the input (never aliases of the caller's buffer).
  * Regenerate with `deno task gen:wire` from the .proto files in proto/.
  *
  * @module
@@ -15,12 +16,14 @@
 
 import {
   beginEncode,
+  type DecodeOptions,
   EMPTY_BYTES,
   endEncode,
-  Reader,
+  type Reader,
+  readerFor,
   type Writer,
 } from "./protobuf.ts";
-export { WireDecodeError } from "./protobuf.ts";
+export { type DecodeOptions, WireDecodeError } from "./protobuf.ts";
 
 /**
  * What an encoder accepts: any subset of a message's fields, nested
@@ -208,11 +211,16 @@ export function readKeyValue(
 }
 
 /**
- * Decodes a `KeyValue`; absent fields take their defaults.
+ * Decodes a `KeyValue`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeKeyValue(bytes: Uint8Array): KeyValue {
-  return readKeyValue(new Reader(bytes), 0);
+export function decodeKeyValue(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): KeyValue {
+  return readKeyValue(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `mvccpb.Event`. */
@@ -298,11 +306,13 @@ export function readEvent(r: Reader, depth: number, into?: Event): Event {
 }
 
 /**
- * Decodes a `Event`; absent fields take their defaults.
+ * Decodes a `Event`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeEvent(bytes: Uint8Array): Event {
-  return readEvent(new Reader(bytes), 0);
+export function decodeEvent(bytes: Uint8Array, options?: DecodeOptions): Event {
+  return readEvent(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `authpb.UserAddOptions`. */
@@ -365,11 +375,16 @@ export function readUserAddOptions(
 }
 
 /**
- * Decodes a `UserAddOptions`; absent fields take their defaults.
+ * Decodes a `UserAddOptions`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeUserAddOptions(bytes: Uint8Array): UserAddOptions {
-  return readUserAddOptions(new Reader(bytes), 0);
+export function decodeUserAddOptions(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): UserAddOptions {
+  return readUserAddOptions(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `authpb.User`. */
@@ -462,11 +477,13 @@ export function readUser(r: Reader, depth: number, into?: User): User {
 }
 
 /**
- * Decodes a `User`; absent fields take their defaults.
+ * Decodes a `User`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeUser(bytes: Uint8Array): User {
-  return readUser(new Reader(bytes), 0);
+export function decodeUser(bytes: Uint8Array, options?: DecodeOptions): User {
+  return readUser(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `authpb.Permission`. */
@@ -551,11 +568,16 @@ export function readPermission(
 }
 
 /**
- * Decodes a `Permission`; absent fields take their defaults.
+ * Decodes a `Permission`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodePermission(bytes: Uint8Array): Permission {
-  return readPermission(new Reader(bytes), 0);
+export function decodePermission(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): Permission {
+  return readPermission(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `authpb.Role`. */
@@ -628,11 +650,13 @@ export function readRole(r: Reader, depth: number, into?: Role): Role {
 }
 
 /**
- * Decodes a `Role`; absent fields take their defaults.
+ * Decodes a `Role`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeRole(bytes: Uint8Array): Role {
-  return readRole(new Reader(bytes), 0);
+export function decodeRole(bytes: Uint8Array, options?: DecodeOptions): Role {
+  return readRole(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.ResponseHeader`. */
@@ -727,11 +751,16 @@ export function readResponseHeader(
 }
 
 /**
- * Decodes a `ResponseHeader`; absent fields take their defaults.
+ * Decodes a `ResponseHeader`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeResponseHeader(bytes: Uint8Array): ResponseHeader {
-  return readResponseHeader(new Reader(bytes), 0);
+export function decodeResponseHeader(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): ResponseHeader {
+  return readResponseHeader(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.RangeRequest`. */
@@ -919,11 +948,16 @@ export function readRangeRequest(
 }
 
 /**
- * Decodes a `RangeRequest`; absent fields take their defaults.
+ * Decodes a `RangeRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeRangeRequest(bytes: Uint8Array): RangeRequest {
-  return readRangeRequest(new Reader(bytes), 0);
+export function decodeRangeRequest(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): RangeRequest {
+  return readRangeRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.RangeResponse`. */
@@ -1030,11 +1064,16 @@ export function readRangeResponse(
 }
 
 /**
- * Decodes a `RangeResponse`; absent fields take their defaults.
+ * Decodes a `RangeResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeRangeResponse(bytes: Uint8Array): RangeResponse {
-  return readRangeResponse(new Reader(bytes), 0);
+export function decodeRangeResponse(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): RangeResponse {
+  return readRangeResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.PutRequest`. */
@@ -1150,11 +1189,16 @@ export function readPutRequest(
 }
 
 /**
- * Decodes a `PutRequest`; absent fields take their defaults.
+ * Decodes a `PutRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodePutRequest(bytes: Uint8Array): PutRequest {
-  return readPutRequest(new Reader(bytes), 0);
+export function decodePutRequest(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): PutRequest {
+  return readPutRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.PutResponse`. */
@@ -1239,11 +1283,16 @@ export function readPutResponse(
 }
 
 /**
- * Decodes a `PutResponse`; absent fields take their defaults.
+ * Decodes a `PutResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodePutResponse(bytes: Uint8Array): PutResponse {
-  return readPutResponse(new Reader(bytes), 0);
+export function decodePutResponse(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): PutResponse {
+  return readPutResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.DeleteRangeRequest`. */
@@ -1328,13 +1377,16 @@ export function readDeleteRangeRequest(
 }
 
 /**
- * Decodes a `DeleteRangeRequest`; absent fields take their defaults.
+ * Decodes a `DeleteRangeRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeDeleteRangeRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): DeleteRangeRequest {
-  return readDeleteRangeRequest(new Reader(bytes), 0);
+  return readDeleteRangeRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.DeleteRangeResponse`. */
@@ -1431,13 +1483,16 @@ export function readDeleteRangeResponse(
 }
 
 /**
- * Decodes a `DeleteRangeResponse`; absent fields take their defaults.
+ * Decodes a `DeleteRangeResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeDeleteRangeResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): DeleteRangeResponse {
-  return readDeleteRangeResponse(new Reader(bytes), 0);
+  return readDeleteRangeResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.RequestOp`. */
@@ -1565,11 +1620,16 @@ export function readRequestOp(
 }
 
 /**
- * Decodes a `RequestOp`; absent fields take their defaults.
+ * Decodes a `RequestOp`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeRequestOp(bytes: Uint8Array): RequestOp {
-  return readRequestOp(new Reader(bytes), 0);
+export function decodeRequestOp(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): RequestOp {
+  return readRequestOp(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.ResponseOp`. */
@@ -1700,11 +1760,16 @@ export function readResponseOp(
 }
 
 /**
- * Decodes a `ResponseOp`; absent fields take their defaults.
+ * Decodes a `ResponseOp`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeResponseOp(bytes: Uint8Array): ResponseOp {
-  return readResponseOp(new Reader(bytes), 0);
+export function decodeResponseOp(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): ResponseOp {
+  return readResponseOp(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.Compare`. */
@@ -1866,11 +1931,16 @@ export function readCompare(
 }
 
 /**
- * Decodes a `Compare`; absent fields take their defaults.
+ * Decodes a `Compare`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeCompare(bytes: Uint8Array): Compare {
-  return readCompare(new Reader(bytes), 0);
+export function decodeCompare(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): Compare {
+  return readCompare(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.TxnRequest`. */
@@ -1976,11 +2046,16 @@ export function readTxnRequest(
 }
 
 /**
- * Decodes a `TxnRequest`; absent fields take their defaults.
+ * Decodes a `TxnRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeTxnRequest(bytes: Uint8Array): TxnRequest {
-  return readTxnRequest(new Reader(bytes), 0);
+export function decodeTxnRequest(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): TxnRequest {
+  return readTxnRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.TxnResponse`. */
@@ -2077,11 +2152,16 @@ export function readTxnResponse(
 }
 
 /**
- * Decodes a `TxnResponse`; absent fields take their defaults.
+ * Decodes a `TxnResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeTxnResponse(bytes: Uint8Array): TxnResponse {
-  return readTxnResponse(new Reader(bytes), 0);
+export function decodeTxnResponse(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): TxnResponse {
+  return readTxnResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.CompactionRequest`. */
@@ -2156,11 +2236,16 @@ export function readCompactionRequest(
 }
 
 /**
- * Decodes a `CompactionRequest`; absent fields take their defaults.
+ * Decodes a `CompactionRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeCompactionRequest(bytes: Uint8Array): CompactionRequest {
-  return readCompactionRequest(new Reader(bytes), 0);
+export function decodeCompactionRequest(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): CompactionRequest {
+  return readCompactionRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.CompactionResponse`. */
@@ -2230,13 +2315,16 @@ export function readCompactionResponse(
 }
 
 /**
- * Decodes a `CompactionResponse`; absent fields take their defaults.
+ * Decodes a `CompactionResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeCompactionResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): CompactionResponse {
-  return readCompactionResponse(new Reader(bytes), 0);
+  return readCompactionResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.HashRequest`. */
@@ -2283,11 +2371,16 @@ export function readHashRequest(
 }
 
 /**
- * Decodes a `HashRequest`; absent fields take their defaults.
+ * Decodes a `HashRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeHashRequest(bytes: Uint8Array): HashRequest {
-  return readHashRequest(new Reader(bytes), 0);
+export function decodeHashRequest(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): HashRequest {
+  return readHashRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.HashKVRequest`. */
@@ -2352,11 +2445,16 @@ export function readHashKVRequest(
 }
 
 /**
- * Decodes a `HashKVRequest`; absent fields take their defaults.
+ * Decodes a `HashKVRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeHashKVRequest(bytes: Uint8Array): HashKVRequest {
-  return readHashKVRequest(new Reader(bytes), 0);
+export function decodeHashKVRequest(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): HashKVRequest {
+  return readHashKVRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.HashKVResponse`. */
@@ -2446,11 +2544,16 @@ export function readHashKVResponse(
 }
 
 /**
- * Decodes a `HashKVResponse`; absent fields take their defaults.
+ * Decodes a `HashKVResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeHashKVResponse(bytes: Uint8Array): HashKVResponse {
-  return readHashKVResponse(new Reader(bytes), 0);
+export function decodeHashKVResponse(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): HashKVResponse {
+  return readHashKVResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.HashResponse`. */
@@ -2530,11 +2633,16 @@ export function readHashResponse(
 }
 
 /**
- * Decodes a `HashResponse`; absent fields take their defaults.
+ * Decodes a `HashResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeHashResponse(bytes: Uint8Array): HashResponse {
-  return readHashResponse(new Reader(bytes), 0);
+export function decodeHashResponse(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): HashResponse {
+  return readHashResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.SnapshotRequest`. */
@@ -2581,11 +2689,16 @@ export function readSnapshotRequest(
 }
 
 /**
- * Decodes a `SnapshotRequest`; absent fields take their defaults.
+ * Decodes a `SnapshotRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeSnapshotRequest(bytes: Uint8Array): SnapshotRequest {
-  return readSnapshotRequest(new Reader(bytes), 0);
+export function decodeSnapshotRequest(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): SnapshotRequest {
+  return readSnapshotRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.SnapshotResponse`. */
@@ -2675,11 +2788,16 @@ export function readSnapshotResponse(
 }
 
 /**
- * Decodes a `SnapshotResponse`; absent fields take their defaults.
+ * Decodes a `SnapshotResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeSnapshotResponse(bytes: Uint8Array): SnapshotResponse {
-  return readSnapshotResponse(new Reader(bytes), 0);
+export function decodeSnapshotResponse(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): SnapshotResponse {
+  return readSnapshotResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.WatchRequest`. */
@@ -2789,11 +2907,16 @@ export function readWatchRequest(
 }
 
 /**
- * Decodes a `WatchRequest`; absent fields take their defaults.
+ * Decodes a `WatchRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeWatchRequest(bytes: Uint8Array): WatchRequest {
-  return readWatchRequest(new Reader(bytes), 0);
+export function decodeWatchRequest(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): WatchRequest {
+  return readWatchRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.WatchCreateRequest`. */
@@ -2937,13 +3060,16 @@ export function readWatchCreateRequest(
 }
 
 /**
- * Decodes a `WatchCreateRequest`; absent fields take their defaults.
+ * Decodes a `WatchCreateRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeWatchCreateRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): WatchCreateRequest {
-  return readWatchCreateRequest(new Reader(bytes), 0);
+  return readWatchCreateRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.WatchCancelRequest`. */
@@ -3008,13 +3134,16 @@ export function readWatchCancelRequest(
 }
 
 /**
- * Decodes a `WatchCancelRequest`; absent fields take their defaults.
+ * Decodes a `WatchCancelRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeWatchCancelRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): WatchCancelRequest {
-  return readWatchCancelRequest(new Reader(bytes), 0);
+  return readWatchCancelRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.WatchProgressRequest`. */
@@ -3061,13 +3190,16 @@ export function readWatchProgressRequest(
 }
 
 /**
- * Decodes a `WatchProgressRequest`; absent fields take their defaults.
+ * Decodes a `WatchProgressRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeWatchProgressRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): WatchProgressRequest {
-  return readWatchProgressRequest(new Reader(bytes), 0);
+  return readWatchProgressRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.WatchResponse`. */
@@ -3215,11 +3347,16 @@ export function readWatchResponse(
 }
 
 /**
- * Decodes a `WatchResponse`; absent fields take their defaults.
+ * Decodes a `WatchResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeWatchResponse(bytes: Uint8Array): WatchResponse {
-  return readWatchResponse(new Reader(bytes), 0);
+export function decodeWatchResponse(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): WatchResponse {
+  return readWatchResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseGrantRequest`. */
@@ -3294,11 +3431,16 @@ export function readLeaseGrantRequest(
 }
 
 /**
- * Decodes a `LeaseGrantRequest`; absent fields take their defaults.
+ * Decodes a `LeaseGrantRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeLeaseGrantRequest(bytes: Uint8Array): LeaseGrantRequest {
-  return readLeaseGrantRequest(new Reader(bytes), 0);
+export function decodeLeaseGrantRequest(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): LeaseGrantRequest {
+  return readLeaseGrantRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseGrantResponse`. */
@@ -3398,13 +3540,16 @@ export function readLeaseGrantResponse(
 }
 
 /**
- * Decodes a `LeaseGrantResponse`; absent fields take their defaults.
+ * Decodes a `LeaseGrantResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeLeaseGrantResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): LeaseGrantResponse {
-  return readLeaseGrantResponse(new Reader(bytes), 0);
+  return readLeaseGrantResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseRevokeRequest`. */
@@ -3469,13 +3614,16 @@ export function readLeaseRevokeRequest(
 }
 
 /**
- * Decodes a `LeaseRevokeRequest`; absent fields take their defaults.
+ * Decodes a `LeaseRevokeRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeLeaseRevokeRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): LeaseRevokeRequest {
-  return readLeaseRevokeRequest(new Reader(bytes), 0);
+  return readLeaseRevokeRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseRevokeResponse`. */
@@ -3545,13 +3693,16 @@ export function readLeaseRevokeResponse(
 }
 
 /**
- * Decodes a `LeaseRevokeResponse`; absent fields take their defaults.
+ * Decodes a `LeaseRevokeResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeLeaseRevokeResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): LeaseRevokeResponse {
-  return readLeaseRevokeResponse(new Reader(bytes), 0);
+  return readLeaseRevokeResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseCheckpoint`. */
@@ -3626,11 +3777,16 @@ export function readLeaseCheckpoint(
 }
 
 /**
- * Decodes a `LeaseCheckpoint`; absent fields take their defaults.
+ * Decodes a `LeaseCheckpoint`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeLeaseCheckpoint(bytes: Uint8Array): LeaseCheckpoint {
-  return readLeaseCheckpoint(new Reader(bytes), 0);
+export function decodeLeaseCheckpoint(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): LeaseCheckpoint {
+  return readLeaseCheckpoint(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseCheckpointRequest`. */
@@ -3702,13 +3858,16 @@ export function readLeaseCheckpointRequest(
 }
 
 /**
- * Decodes a `LeaseCheckpointRequest`; absent fields take their defaults.
+ * Decodes a `LeaseCheckpointRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeLeaseCheckpointRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): LeaseCheckpointRequest {
-  return readLeaseCheckpointRequest(new Reader(bytes), 0);
+  return readLeaseCheckpointRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseCheckpointResponse`. */
@@ -3778,13 +3937,16 @@ export function readLeaseCheckpointResponse(
 }
 
 /**
- * Decodes a `LeaseCheckpointResponse`; absent fields take their defaults.
+ * Decodes a `LeaseCheckpointResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeLeaseCheckpointResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): LeaseCheckpointResponse {
-  return readLeaseCheckpointResponse(new Reader(bytes), 0);
+  return readLeaseCheckpointResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseKeepAliveRequest`. */
@@ -3849,13 +4011,16 @@ export function readLeaseKeepAliveRequest(
 }
 
 /**
- * Decodes a `LeaseKeepAliveRequest`; absent fields take their defaults.
+ * Decodes a `LeaseKeepAliveRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeLeaseKeepAliveRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): LeaseKeepAliveRequest {
-  return readLeaseKeepAliveRequest(new Reader(bytes), 0);
+  return readLeaseKeepAliveRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseKeepAliveResponse`. */
@@ -3945,13 +4110,16 @@ export function readLeaseKeepAliveResponse(
 }
 
 /**
- * Decodes a `LeaseKeepAliveResponse`; absent fields take their defaults.
+ * Decodes a `LeaseKeepAliveResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeLeaseKeepAliveResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): LeaseKeepAliveResponse {
-  return readLeaseKeepAliveResponse(new Reader(bytes), 0);
+  return readLeaseKeepAliveResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseTimeToLiveRequest`. */
@@ -4026,13 +4194,16 @@ export function readLeaseTimeToLiveRequest(
 }
 
 /**
- * Decodes a `LeaseTimeToLiveRequest`; absent fields take their defaults.
+ * Decodes a `LeaseTimeToLiveRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeLeaseTimeToLiveRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): LeaseTimeToLiveRequest {
-  return readLeaseTimeToLiveRequest(new Reader(bytes), 0);
+  return readLeaseTimeToLiveRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseTimeToLiveResponse`. */
@@ -4145,13 +4316,16 @@ export function readLeaseTimeToLiveResponse(
 }
 
 /**
- * Decodes a `LeaseTimeToLiveResponse`; absent fields take their defaults.
+ * Decodes a `LeaseTimeToLiveResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeLeaseTimeToLiveResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): LeaseTimeToLiveResponse {
-  return readLeaseTimeToLiveResponse(new Reader(bytes), 0);
+  return readLeaseTimeToLiveResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseLeasesRequest`. */
@@ -4198,13 +4372,16 @@ export function readLeaseLeasesRequest(
 }
 
 /**
- * Decodes a `LeaseLeasesRequest`; absent fields take their defaults.
+ * Decodes a `LeaseLeasesRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeLeaseLeasesRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): LeaseLeasesRequest {
-  return readLeaseLeasesRequest(new Reader(bytes), 0);
+  return readLeaseLeasesRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseStatus`. */
@@ -4267,11 +4444,16 @@ export function readLeaseStatus(
 }
 
 /**
- * Decodes a `LeaseStatus`; absent fields take their defaults.
+ * Decodes a `LeaseStatus`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeLeaseStatus(bytes: Uint8Array): LeaseStatus {
-  return readLeaseStatus(new Reader(bytes), 0);
+export function decodeLeaseStatus(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): LeaseStatus {
+  return readLeaseStatus(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.LeaseLeasesResponse`. */
@@ -4358,13 +4540,16 @@ export function readLeaseLeasesResponse(
 }
 
 /**
- * Decodes a `LeaseLeasesResponse`; absent fields take their defaults.
+ * Decodes a `LeaseLeasesResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeLeaseLeasesResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): LeaseLeasesResponse {
-  return readLeaseLeasesResponse(new Reader(bytes), 0);
+  return readLeaseLeasesResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.Member`. */
@@ -4465,11 +4650,16 @@ export function readMember(r: Reader, _depth: number, into?: Member): Member {
 }
 
 /**
- * Decodes a `Member`; absent fields take their defaults.
+ * Decodes a `Member`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeMember(bytes: Uint8Array): Member {
-  return readMember(new Reader(bytes), 0);
+export function decodeMember(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): Member {
+  return readMember(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.MemberAddRequest`. */
@@ -4546,11 +4736,16 @@ export function readMemberAddRequest(
 }
 
 /**
- * Decodes a `MemberAddRequest`; absent fields take their defaults.
+ * Decodes a `MemberAddRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeMemberAddRequest(bytes: Uint8Array): MemberAddRequest {
-  return readMemberAddRequest(new Reader(bytes), 0);
+export function decodeMemberAddRequest(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): MemberAddRequest {
+  return readMemberAddRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.MemberAddResponse`. */
@@ -4652,11 +4847,16 @@ export function readMemberAddResponse(
 }
 
 /**
- * Decodes a `MemberAddResponse`; absent fields take their defaults.
+ * Decodes a `MemberAddResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeMemberAddResponse(bytes: Uint8Array): MemberAddResponse {
-  return readMemberAddResponse(new Reader(bytes), 0);
+export function decodeMemberAddResponse(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): MemberAddResponse {
+  return readMemberAddResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.MemberRemoveRequest`. */
@@ -4721,13 +4921,16 @@ export function readMemberRemoveRequest(
 }
 
 /**
- * Decodes a `MemberRemoveRequest`; absent fields take their defaults.
+ * Decodes a `MemberRemoveRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeMemberRemoveRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): MemberRemoveRequest {
-  return readMemberRemoveRequest(new Reader(bytes), 0);
+  return readMemberRemoveRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.MemberRemoveResponse`. */
@@ -4814,13 +5017,16 @@ export function readMemberRemoveResponse(
 }
 
 /**
- * Decodes a `MemberRemoveResponse`; absent fields take their defaults.
+ * Decodes a `MemberRemoveResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeMemberRemoveResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): MemberRemoveResponse {
-  return readMemberRemoveResponse(new Reader(bytes), 0);
+  return readMemberRemoveResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.MemberUpdateRequest`. */
@@ -4897,13 +5103,16 @@ export function readMemberUpdateRequest(
 }
 
 /**
- * Decodes a `MemberUpdateRequest`; absent fields take their defaults.
+ * Decodes a `MemberUpdateRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeMemberUpdateRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): MemberUpdateRequest {
-  return readMemberUpdateRequest(new Reader(bytes), 0);
+  return readMemberUpdateRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.MemberUpdateResponse`. */
@@ -4990,13 +5199,16 @@ export function readMemberUpdateResponse(
 }
 
 /**
- * Decodes a `MemberUpdateResponse`; absent fields take their defaults.
+ * Decodes a `MemberUpdateResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeMemberUpdateResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): MemberUpdateResponse {
-  return readMemberUpdateResponse(new Reader(bytes), 0);
+  return readMemberUpdateResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.MemberListRequest`. */
@@ -5043,11 +5255,16 @@ export function readMemberListRequest(
 }
 
 /**
- * Decodes a `MemberListRequest`; absent fields take their defaults.
+ * Decodes a `MemberListRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeMemberListRequest(bytes: Uint8Array): MemberListRequest {
-  return readMemberListRequest(new Reader(bytes), 0);
+export function decodeMemberListRequest(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): MemberListRequest {
+  return readMemberListRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.MemberListResponse`. */
@@ -5134,13 +5351,16 @@ export function readMemberListResponse(
 }
 
 /**
- * Decodes a `MemberListResponse`; absent fields take their defaults.
+ * Decodes a `MemberListResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeMemberListResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): MemberListResponse {
-  return readMemberListResponse(new Reader(bytes), 0);
+  return readMemberListResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.MemberPromoteRequest`. */
@@ -5205,13 +5425,16 @@ export function readMemberPromoteRequest(
 }
 
 /**
- * Decodes a `MemberPromoteRequest`; absent fields take their defaults.
+ * Decodes a `MemberPromoteRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeMemberPromoteRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): MemberPromoteRequest {
-  return readMemberPromoteRequest(new Reader(bytes), 0);
+  return readMemberPromoteRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.MemberPromoteResponse`. */
@@ -5298,13 +5521,16 @@ export function readMemberPromoteResponse(
 }
 
 /**
- * Decodes a `MemberPromoteResponse`; absent fields take their defaults.
+ * Decodes a `MemberPromoteResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeMemberPromoteResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): MemberPromoteResponse {
-  return readMemberPromoteResponse(new Reader(bytes), 0);
+  return readMemberPromoteResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.DefragmentRequest`. */
@@ -5351,11 +5577,16 @@ export function readDefragmentRequest(
 }
 
 /**
- * Decodes a `DefragmentRequest`; absent fields take their defaults.
+ * Decodes a `DefragmentRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeDefragmentRequest(bytes: Uint8Array): DefragmentRequest {
-  return readDefragmentRequest(new Reader(bytes), 0);
+export function decodeDefragmentRequest(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): DefragmentRequest {
+  return readDefragmentRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.DefragmentResponse`. */
@@ -5425,13 +5656,16 @@ export function readDefragmentResponse(
 }
 
 /**
- * Decodes a `DefragmentResponse`; absent fields take their defaults.
+ * Decodes a `DefragmentResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeDefragmentResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): DefragmentResponse {
-  return readDefragmentResponse(new Reader(bytes), 0);
+  return readDefragmentResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.MoveLeaderRequest`. */
@@ -5496,11 +5730,16 @@ export function readMoveLeaderRequest(
 }
 
 /**
- * Decodes a `MoveLeaderRequest`; absent fields take their defaults.
+ * Decodes a `MoveLeaderRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeMoveLeaderRequest(bytes: Uint8Array): MoveLeaderRequest {
-  return readMoveLeaderRequest(new Reader(bytes), 0);
+export function decodeMoveLeaderRequest(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): MoveLeaderRequest {
+  return readMoveLeaderRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.MoveLeaderResponse`. */
@@ -5570,13 +5809,16 @@ export function readMoveLeaderResponse(
 }
 
 /**
- * Decodes a `MoveLeaderResponse`; absent fields take their defaults.
+ * Decodes a `MoveLeaderResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeMoveLeaderResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): MoveLeaderResponse {
-  return readMoveLeaderResponse(new Reader(bytes), 0);
+  return readMoveLeaderResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AlarmRequest`. */
@@ -5661,11 +5903,16 @@ export function readAlarmRequest(
 }
 
 /**
- * Decodes a `AlarmRequest`; absent fields take their defaults.
+ * Decodes a `AlarmRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeAlarmRequest(bytes: Uint8Array): AlarmRequest {
-  return readAlarmRequest(new Reader(bytes), 0);
+export function decodeAlarmRequest(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): AlarmRequest {
+  return readAlarmRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AlarmMember`. */
@@ -5740,11 +5987,16 @@ export function readAlarmMember(
 }
 
 /**
- * Decodes a `AlarmMember`; absent fields take their defaults.
+ * Decodes a `AlarmMember`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeAlarmMember(bytes: Uint8Array): AlarmMember {
-  return readAlarmMember(new Reader(bytes), 0);
+export function decodeAlarmMember(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): AlarmMember {
+  return readAlarmMember(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AlarmResponse`. */
@@ -5831,11 +6083,16 @@ export function readAlarmResponse(
 }
 
 /**
- * Decodes a `AlarmResponse`; absent fields take their defaults.
+ * Decodes a `AlarmResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeAlarmResponse(bytes: Uint8Array): AlarmResponse {
-  return readAlarmResponse(new Reader(bytes), 0);
+export function decodeAlarmResponse(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): AlarmResponse {
+  return readAlarmResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.StatusRequest`. */
@@ -5882,11 +6139,16 @@ export function readStatusRequest(
 }
 
 /**
- * Decodes a `StatusRequest`; absent fields take their defaults.
+ * Decodes a `StatusRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeStatusRequest(bytes: Uint8Array): StatusRequest {
-  return readStatusRequest(new Reader(bytes), 0);
+export function decodeStatusRequest(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): StatusRequest {
+  return readStatusRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.StatusResponse`. */
@@ -6050,11 +6312,16 @@ export function readStatusResponse(
 }
 
 /**
- * Decodes a `StatusResponse`; absent fields take their defaults.
+ * Decodes a `StatusResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeStatusResponse(bytes: Uint8Array): StatusResponse {
-  return readStatusResponse(new Reader(bytes), 0);
+export function decodeStatusResponse(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): StatusResponse {
+  return readStatusResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthEnableRequest`. */
@@ -6101,11 +6368,16 @@ export function readAuthEnableRequest(
 }
 
 /**
- * Decodes a `AuthEnableRequest`; absent fields take their defaults.
+ * Decodes a `AuthEnableRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
-export function decodeAuthEnableRequest(bytes: Uint8Array): AuthEnableRequest {
-  return readAuthEnableRequest(new Reader(bytes), 0);
+export function decodeAuthEnableRequest(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): AuthEnableRequest {
+  return readAuthEnableRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthDisableRequest`. */
@@ -6152,13 +6424,16 @@ export function readAuthDisableRequest(
 }
 
 /**
- * Decodes a `AuthDisableRequest`; absent fields take their defaults.
+ * Decodes a `AuthDisableRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthDisableRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthDisableRequest {
-  return readAuthDisableRequest(new Reader(bytes), 0);
+  return readAuthDisableRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthenticateRequest`. */
@@ -6233,13 +6508,16 @@ export function readAuthenticateRequest(
 }
 
 /**
- * Decodes a `AuthenticateRequest`; absent fields take their defaults.
+ * Decodes a `AuthenticateRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthenticateRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthenticateRequest {
-  return readAuthenticateRequest(new Reader(bytes), 0);
+  return readAuthenticateRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserAddRequest`. */
@@ -6329,13 +6607,16 @@ export function readAuthUserAddRequest(
 }
 
 /**
- * Decodes a `AuthUserAddRequest`; absent fields take their defaults.
+ * Decodes a `AuthUserAddRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthUserAddRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthUserAddRequest {
-  return readAuthUserAddRequest(new Reader(bytes), 0);
+  return readAuthUserAddRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserGetRequest`. */
@@ -6400,13 +6681,16 @@ export function readAuthUserGetRequest(
 }
 
 /**
- * Decodes a `AuthUserGetRequest`; absent fields take their defaults.
+ * Decodes a `AuthUserGetRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthUserGetRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthUserGetRequest {
-  return readAuthUserGetRequest(new Reader(bytes), 0);
+  return readAuthUserGetRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserDeleteRequest`. */
@@ -6471,13 +6755,16 @@ export function readAuthUserDeleteRequest(
 }
 
 /**
- * Decodes a `AuthUserDeleteRequest`; absent fields take their defaults.
+ * Decodes a `AuthUserDeleteRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthUserDeleteRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthUserDeleteRequest {
-  return readAuthUserDeleteRequest(new Reader(bytes), 0);
+  return readAuthUserDeleteRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserChangePasswordRequest`. */
@@ -6555,13 +6842,16 @@ export function readAuthUserChangePasswordRequest(
 }
 
 /**
- * Decodes a `AuthUserChangePasswordRequest`; absent fields take their defaults.
+ * Decodes a `AuthUserChangePasswordRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthUserChangePasswordRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthUserChangePasswordRequest {
-  return readAuthUserChangePasswordRequest(new Reader(bytes), 0);
+  return readAuthUserChangePasswordRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserGrantRoleRequest`. */
@@ -6636,13 +6926,16 @@ export function readAuthUserGrantRoleRequest(
 }
 
 /**
- * Decodes a `AuthUserGrantRoleRequest`; absent fields take their defaults.
+ * Decodes a `AuthUserGrantRoleRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthUserGrantRoleRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthUserGrantRoleRequest {
-  return readAuthUserGrantRoleRequest(new Reader(bytes), 0);
+  return readAuthUserGrantRoleRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserRevokeRoleRequest`. */
@@ -6717,13 +7010,16 @@ export function readAuthUserRevokeRoleRequest(
 }
 
 /**
- * Decodes a `AuthUserRevokeRoleRequest`; absent fields take their defaults.
+ * Decodes a `AuthUserRevokeRoleRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthUserRevokeRoleRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthUserRevokeRoleRequest {
-  return readAuthUserRevokeRoleRequest(new Reader(bytes), 0);
+  return readAuthUserRevokeRoleRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleAddRequest`. */
@@ -6788,13 +7084,16 @@ export function readAuthRoleAddRequest(
 }
 
 /**
- * Decodes a `AuthRoleAddRequest`; absent fields take their defaults.
+ * Decodes a `AuthRoleAddRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthRoleAddRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthRoleAddRequest {
-  return readAuthRoleAddRequest(new Reader(bytes), 0);
+  return readAuthRoleAddRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleGetRequest`. */
@@ -6859,13 +7158,16 @@ export function readAuthRoleGetRequest(
 }
 
 /**
- * Decodes a `AuthRoleGetRequest`; absent fields take their defaults.
+ * Decodes a `AuthRoleGetRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthRoleGetRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthRoleGetRequest {
-  return readAuthRoleGetRequest(new Reader(bytes), 0);
+  return readAuthRoleGetRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserListRequest`. */
@@ -6912,13 +7214,16 @@ export function readAuthUserListRequest(
 }
 
 /**
- * Decodes a `AuthUserListRequest`; absent fields take their defaults.
+ * Decodes a `AuthUserListRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthUserListRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthUserListRequest {
-  return readAuthUserListRequest(new Reader(bytes), 0);
+  return readAuthUserListRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleListRequest`. */
@@ -6965,13 +7270,16 @@ export function readAuthRoleListRequest(
 }
 
 /**
- * Decodes a `AuthRoleListRequest`; absent fields take their defaults.
+ * Decodes a `AuthRoleListRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthRoleListRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthRoleListRequest {
-  return readAuthRoleListRequest(new Reader(bytes), 0);
+  return readAuthRoleListRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleDeleteRequest`. */
@@ -7036,13 +7344,16 @@ export function readAuthRoleDeleteRequest(
 }
 
 /**
- * Decodes a `AuthRoleDeleteRequest`; absent fields take their defaults.
+ * Decodes a `AuthRoleDeleteRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthRoleDeleteRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthRoleDeleteRequest {
-  return readAuthRoleDeleteRequest(new Reader(bytes), 0);
+  return readAuthRoleDeleteRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleGrantPermissionRequest`. */
@@ -7125,13 +7436,16 @@ export function readAuthRoleGrantPermissionRequest(
 }
 
 /**
- * Decodes a `AuthRoleGrantPermissionRequest`; absent fields take their defaults.
+ * Decodes a `AuthRoleGrantPermissionRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthRoleGrantPermissionRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthRoleGrantPermissionRequest {
-  return readAuthRoleGrantPermissionRequest(new Reader(bytes), 0);
+  return readAuthRoleGrantPermissionRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleRevokePermissionRequest`. */
@@ -7219,13 +7533,16 @@ export function readAuthRoleRevokePermissionRequest(
 }
 
 /**
- * Decodes a `AuthRoleRevokePermissionRequest`; absent fields take their defaults.
+ * Decodes a `AuthRoleRevokePermissionRequest`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthRoleRevokePermissionRequest(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthRoleRevokePermissionRequest {
-  return readAuthRoleRevokePermissionRequest(new Reader(bytes), 0);
+  return readAuthRoleRevokePermissionRequest(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthEnableResponse`. */
@@ -7295,13 +7612,16 @@ export function readAuthEnableResponse(
 }
 
 /**
- * Decodes a `AuthEnableResponse`; absent fields take their defaults.
+ * Decodes a `AuthEnableResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthEnableResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthEnableResponse {
-  return readAuthEnableResponse(new Reader(bytes), 0);
+  return readAuthEnableResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthDisableResponse`. */
@@ -7371,13 +7691,16 @@ export function readAuthDisableResponse(
 }
 
 /**
- * Decodes a `AuthDisableResponse`; absent fields take their defaults.
+ * Decodes a `AuthDisableResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthDisableResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthDisableResponse {
-  return readAuthDisableResponse(new Reader(bytes), 0);
+  return readAuthDisableResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthenticateResponse`. */
@@ -7457,13 +7780,16 @@ export function readAuthenticateResponse(
 }
 
 /**
- * Decodes a `AuthenticateResponse`; absent fields take their defaults.
+ * Decodes a `AuthenticateResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthenticateResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthenticateResponse {
-  return readAuthenticateResponse(new Reader(bytes), 0);
+  return readAuthenticateResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserAddResponse`. */
@@ -7533,13 +7859,16 @@ export function readAuthUserAddResponse(
 }
 
 /**
- * Decodes a `AuthUserAddResponse`; absent fields take their defaults.
+ * Decodes a `AuthUserAddResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthUserAddResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthUserAddResponse {
-  return readAuthUserAddResponse(new Reader(bytes), 0);
+  return readAuthUserAddResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserGetResponse`. */
@@ -7621,13 +7950,16 @@ export function readAuthUserGetResponse(
 }
 
 /**
- * Decodes a `AuthUserGetResponse`; absent fields take their defaults.
+ * Decodes a `AuthUserGetResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthUserGetResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthUserGetResponse {
-  return readAuthUserGetResponse(new Reader(bytes), 0);
+  return readAuthUserGetResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserDeleteResponse`. */
@@ -7697,13 +8029,16 @@ export function readAuthUserDeleteResponse(
 }
 
 /**
- * Decodes a `AuthUserDeleteResponse`; absent fields take their defaults.
+ * Decodes a `AuthUserDeleteResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthUserDeleteResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthUserDeleteResponse {
-  return readAuthUserDeleteResponse(new Reader(bytes), 0);
+  return readAuthUserDeleteResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserChangePasswordResponse`. */
@@ -7776,13 +8111,16 @@ export function readAuthUserChangePasswordResponse(
 }
 
 /**
- * Decodes a `AuthUserChangePasswordResponse`; absent fields take their defaults.
+ * Decodes a `AuthUserChangePasswordResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthUserChangePasswordResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthUserChangePasswordResponse {
-  return readAuthUserChangePasswordResponse(new Reader(bytes), 0);
+  return readAuthUserChangePasswordResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserGrantRoleResponse`. */
@@ -7852,13 +8190,16 @@ export function readAuthUserGrantRoleResponse(
 }
 
 /**
- * Decodes a `AuthUserGrantRoleResponse`; absent fields take their defaults.
+ * Decodes a `AuthUserGrantRoleResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthUserGrantRoleResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthUserGrantRoleResponse {
-  return readAuthUserGrantRoleResponse(new Reader(bytes), 0);
+  return readAuthUserGrantRoleResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserRevokeRoleResponse`. */
@@ -7928,13 +8269,16 @@ export function readAuthUserRevokeRoleResponse(
 }
 
 /**
- * Decodes a `AuthUserRevokeRoleResponse`; absent fields take their defaults.
+ * Decodes a `AuthUserRevokeRoleResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthUserRevokeRoleResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthUserRevokeRoleResponse {
-  return readAuthUserRevokeRoleResponse(new Reader(bytes), 0);
+  return readAuthUserRevokeRoleResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleAddResponse`. */
@@ -8004,13 +8348,16 @@ export function readAuthRoleAddResponse(
 }
 
 /**
- * Decodes a `AuthRoleAddResponse`; absent fields take their defaults.
+ * Decodes a `AuthRoleAddResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthRoleAddResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthRoleAddResponse {
-  return readAuthRoleAddResponse(new Reader(bytes), 0);
+  return readAuthRoleAddResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleGetResponse`. */
@@ -8097,13 +8444,16 @@ export function readAuthRoleGetResponse(
 }
 
 /**
- * Decodes a `AuthRoleGetResponse`; absent fields take their defaults.
+ * Decodes a `AuthRoleGetResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthRoleGetResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthRoleGetResponse {
-  return readAuthRoleGetResponse(new Reader(bytes), 0);
+  return readAuthRoleGetResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleListResponse`. */
@@ -8185,13 +8535,16 @@ export function readAuthRoleListResponse(
 }
 
 /**
- * Decodes a `AuthRoleListResponse`; absent fields take their defaults.
+ * Decodes a `AuthRoleListResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthRoleListResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthRoleListResponse {
-  return readAuthRoleListResponse(new Reader(bytes), 0);
+  return readAuthRoleListResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthUserListResponse`. */
@@ -8273,13 +8626,16 @@ export function readAuthUserListResponse(
 }
 
 /**
- * Decodes a `AuthUserListResponse`; absent fields take their defaults.
+ * Decodes a `AuthUserListResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthUserListResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthUserListResponse {
-  return readAuthUserListResponse(new Reader(bytes), 0);
+  return readAuthUserListResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleDeleteResponse`. */
@@ -8349,13 +8705,16 @@ export function readAuthRoleDeleteResponse(
 }
 
 /**
- * Decodes a `AuthRoleDeleteResponse`; absent fields take their defaults.
+ * Decodes a `AuthRoleDeleteResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthRoleDeleteResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthRoleDeleteResponse {
-  return readAuthRoleDeleteResponse(new Reader(bytes), 0);
+  return readAuthRoleDeleteResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleGrantPermissionResponse`. */
@@ -8428,13 +8787,16 @@ export function readAuthRoleGrantPermissionResponse(
 }
 
 /**
- * Decodes a `AuthRoleGrantPermissionResponse`; absent fields take their defaults.
+ * Decodes a `AuthRoleGrantPermissionResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthRoleGrantPermissionResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthRoleGrantPermissionResponse {
-  return readAuthRoleGrantPermissionResponse(new Reader(bytes), 0);
+  return readAuthRoleGrantPermissionResponse(readerFor(bytes, options), 0);
 }
 
 /** protobuf message `etcdserverpb.AuthRoleRevokePermissionResponse`. */
@@ -8507,11 +8869,14 @@ export function readAuthRoleRevokePermissionResponse(
 }
 
 /**
- * Decodes a `AuthRoleRevokePermissionResponse`; absent fields take their defaults.
+ * Decodes a `AuthRoleRevokePermissionResponse`; absent fields take their defaults. Its bytes
+ * fields view a private copy of `bytes` (or `bytes` itself with
+ * `options.takeInput`).
  * @throws {WireDecodeError} when the bytes are not a valid message
  */
 export function decodeAuthRoleRevokePermissionResponse(
   bytes: Uint8Array,
+  options?: DecodeOptions,
 ): AuthRoleRevokePermissionResponse {
-  return readAuthRoleRevokePermissionResponse(new Reader(bytes), 0);
+  return readAuthRoleRevokePermissionResponse(readerFor(bytes, options), 0);
 }

@@ -9,3 +9,4 @@
 export * from "./etcd_messages.ts";
 export * from "./response_writers.ts";
 export { MAX_MESSAGE_DEPTH, WireDecodeError } from "./protobuf.ts";
+export * from "./etcd_json.ts";
