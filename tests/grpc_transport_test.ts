@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import grpc from "@grpc/grpc-js";
 import { serveGrpc } from "../src/wire/grpc_server.ts";
+import { connectGrpc } from "../src/wire/grpc_client.ts";
 import {
   GrpcError,
   type GrpcMethod,
@@ -539,4 +540,55 @@ Deno.test({
       await server.shutdown(1000);
     }
   },
+});
+
+Deno.test("revkv's own gRPC client: unary, bidi, errors, deadline and cancel", async () => {
+  await withServer(async (port, observed) => {
+    const client = await connectGrpc({ hostname: "127.0.0.1", port });
+    try {
+      const calls = Array.from({ length: 1000 }, (_, i) => {
+        const request = new TextEncoder().encode(`own ${i}`);
+        return client.unary("/test.Echo/Echo", request).then((response) =>
+          assert.deepEqual(response, request)
+        );
+      });
+      await Promise.all(calls);
+      await assert.rejects(
+        client.unary("/test.Echo/Fail", new Uint8Array()),
+        {
+          code: GrpcStatus.INVALID_ARGUMENT,
+          message: "etcdserver: key is not provided — 100% ✓",
+        },
+      );
+      await assert.rejects(
+        client.unary("/test.Echo/Slow", new Uint8Array(), { timeoutMs: 100 }),
+        { code: GrpcStatus.DEADLINE_EXCEEDED },
+      );
+      const call = client.bidi("/test.Echo/Bidi");
+      const got: number[] = [];
+      const reading = (async () => {
+        for await (const message of call) got.push(message[0]!);
+      })();
+      for (let i = 0; i < 100; i++) await call.send(new Uint8Array([i]));
+      call.end();
+      await reading;
+      await call.done;
+      assert.deepEqual(got, Array.from({ length: 100 }, (_, i) => i));
+      const hang = client.bidi("/test.Echo/Hang");
+      await hang.send(new Uint8Array([1]));
+      await new Promise((r) => setTimeout(r, 50));
+      hang.cancel();
+      await assert.rejects(hang.done, { code: GrpcStatus.CANCELLED });
+      const until = Date.now() + WAIT_MS_MAX;
+      while (!observed.cancelledWith && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(
+        (observed.cancelledWith as GrpcError).code,
+        GrpcStatus.CANCELLED,
+      );
+    } finally {
+      await client.close();
+    }
+  });
 });
