@@ -249,6 +249,8 @@ interface ServerContext {
   shuttingDown: boolean;
 }
 
+/** Preface bytes ("PRI * HTTP/2") that make a peer HTTP/2 even if the rest is wrong. */
+const PREFACE_SNIFF_BYTES = 12;
 /** How long a new connection may take to send its first bytes. */
 const SNIFF_TIMEOUT_MS = 10_000;
 
@@ -289,6 +291,9 @@ async function sniff(
       for (let i = before; i < checkEnd; i++) {
         if (buffer[i] !== CONNECTION_PREFACE[i]) {
           clearTimeout(timer);
+          // "PRI * HTTP/2.0" that goes wrong later is a broken HTTP/2 peer:
+          // the connection answers it with GOAWAY(PROTOCOL_ERROR).
+          if (i >= PREFACE_SNIFF_BYTES) return buffer.slice(0, have);
           const head = buffer.slice(0, have);
           if (fallback?.http1) {
             await fallback.http1(conn, head);

@@ -116,6 +116,10 @@ const CONTROL_PER_SECOND = 200;
 /** Token bucket for peer RST_STREAM and refused streams (rapid reset). */
 const RESET_BURST = 1000;
 const RESET_PER_SECOND = 100;
+/** Peer stream limit assumed before its SETTINGS arrive (RFC 9113 §5.1.2). */
+const INITIAL_PEER_STREAMS_ASSUMED = 100;
+/** Callers waiting for a stream slot (client role) before UNAVAILABLE. */
+const STREAM_SLOT_WAITERS_MAX = 10_000;
 /** SETTINGS parameters in one frame beyond which it is a flood. */
 const SETTINGS_PER_FRAME_MAX = 64;
 
@@ -302,8 +306,12 @@ export class Http2Connection {
   peerInitialWindowBytes = DEFAULT_WINDOW_BYTES;
   /** Peer's SETTINGS_MAX_FRAME_SIZE. */
   peerMaxFrameBytes = DEFAULT_FRAME_BYTES;
-  /** Peer's SETTINGS_MAX_CONCURRENT_STREAMS. */
-  peerMaxConcurrentStreams = Infinity;
+  /**
+   * Peer's SETTINGS_MAX_CONCURRENT_STREAMS. Until the peer's SETTINGS
+   * arrive we assume 100, the RFC's recommended minimum, so an eager
+   * client is not refused.
+   */
+  peerMaxConcurrentStreams = INITIAL_PEER_STREAMS_ASSUMED;
   /** Resolves when the socket is closed and every stream ended. */
   readonly closed: Promise<void>;
 
@@ -335,6 +343,9 @@ export class Http2Connection {
   #blockParts: Uint8Array[] = [];
   #blockBytes = 0;
   #blockContinuations = 0;
+  #ownStreams = 0;
+  #slotsPromised = 0;
+  #slotWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   #controlGuard = new FloodGuard(CONTROL_BURST, CONTROL_PER_SECOND);
   #resetGuard = new FloodGuard(RESET_BURST, RESET_PER_SECOND);
   readonly #header: FrameHeader = newFrameHeader();
@@ -399,11 +410,16 @@ export class Http2Connection {
     headers: HeaderList,
     endStream: boolean,
     handler: StreamHandler = {},
+    slotReserved = false,
   ): Http2Stream {
+    if (slotReserved) this.#slotsPromised--;
     if (this.draining || this.#isClosed) {
       throw new Http2Error(ErrorCode.REFUSED_STREAM, "connection is closing");
     }
-    if (this.#streams.size >= this.peerMaxConcurrentStreams) {
+    if (
+      this.#ownStreams + (slotReserved ? 0 : this.#slotsPromised) >=
+        this.peerMaxConcurrentStreams && !slotReserved
+    ) {
       throw new Http2Error(
         ErrorCode.REFUSED_STREAM,
         `peer allows ${this.peerMaxConcurrentStreams} concurrent streams`,
@@ -411,10 +427,50 @@ export class Http2Connection {
     }
     const stream = new Http2Stream(this, this.#nextOwnStreamId);
     this.#nextOwnStreamId += 2;
+    this.#ownStreams++;
     stream.handler = handler;
     this.#streams.set(stream.id, stream);
     stream.sendHeaders(headers, endStream);
     return stream;
+  }
+
+  /**
+   * Waits until a stream of ours may open within the peer's concurrency
+   * limit (client role) and reserves it: pass `slotReserved` to the
+   * `openStream` that follows, in the same turn. Rejects when the
+   * connection closes or too many callers wait.
+   */
+  waitForStreamSlot(): Promise<void> {
+    if (this.#isClosed || this.draining) {
+      return Promise.reject(
+        new Http2Error(ErrorCode.REFUSED_STREAM, "connection is closing"),
+      );
+    }
+    if (
+      this.#slotWaiters.length === 0 &&
+      this.#ownStreams + this.#slotsPromised < this.peerMaxConcurrentStreams
+    ) {
+      this.#slotsPromised++;
+      return Promise.resolve();
+    }
+    if (this.#slotWaiters.length >= STREAM_SLOT_WAITERS_MAX) {
+      return Promise.reject(
+        new Http2Error(ErrorCode.REFUSED_STREAM, "too many calls waiting"),
+      );
+    }
+    return new Promise((resolve, reject) =>
+      this.#slotWaiters.push({ resolve, reject })
+    );
+  }
+
+  #wakeSlotWaiters(): void {
+    while (
+      this.#slotWaiters.length > 0 &&
+      this.#ownStreams + this.#slotsPromised < this.peerMaxConcurrentStreams
+    ) {
+      this.#slotsPromised++;
+      this.#slotWaiters.shift()!.resolve();
+    }
   }
 
   /** Sends a PING (the answer is not tracked). */
@@ -951,6 +1007,7 @@ export class Http2Connection {
           break;
         case SettingId.MAX_CONCURRENT_STREAMS:
           this.peerMaxConcurrentStreams = value;
+          this.#wakeSlotWaiters();
           break;
         default:
           // HEADER_TABLE_SIZE: our encoder never inserts, so any size works.
@@ -1276,6 +1333,10 @@ export class Http2Connection {
     stream.queue = [];
     stream.queuedBytes = 0;
     this.#streams.delete(stream.id);
+    if ((stream.id % 2 === 1) === (this.role === "client")) {
+      this.#ownStreams--;
+      if (this.#slotWaiters.length > 0) this.#wakeSlotWaiters();
+    }
     this.#maybeFinish();
   }
 
@@ -1329,6 +1390,11 @@ export class Http2Connection {
   #shutdownSocket(error?: Http2Error): void {
     if (this.#isClosed) return;
     this.#isClosed = true;
+    for (const waiter of this.#slotWaiters.splice(0)) {
+      waiter.reject(
+        new Http2Error(ErrorCode.REFUSED_STREAM, "connection closed"),
+      );
+    }
     try {
       this.#conn.close();
     } catch {
