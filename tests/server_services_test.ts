@@ -392,7 +392,7 @@ Deno.test("Watch: several watchers, ids, prev_kv, filters, cancel, progress", as
       createRequest: { key: b("w/a"), watchId: 7n },
     }));
     await stream.waitFor(3);
-    const created = stream.responses.map(pb.decodeWatchResponse);
+    const created = stream.responses.map((m) => pb.decodeWatchResponse(m));
     assertEquals(created.map((r) => [r.watchId, r.created, r.canceled]), [
       [0n, true, false],
       [7n, true, false],
@@ -405,7 +405,9 @@ Deno.test("Watch: several watchers, ids, prev_kv, filters, cancel, progress", as
     await store.put("w/a", "1");
     await store.delete("w/a");
     await stream.waitFor(6);
-    const events = stream.responses.slice(3).map(pb.decodeWatchResponse);
+    const events = stream.responses.slice(3).map((m) =>
+      pb.decodeWatchResponse(m)
+    );
     const byId = (id: bigint) =>
       events.filter((r) => r.watchId === id).flatMap((r) => r.events);
     const all = byId(0n);
@@ -415,7 +417,9 @@ Deno.test("Watch: several watchers, ids, prev_kv, filters, cancel, progress", as
     stream.push(pb.encodeWatchRequest({ cancelRequest: { watchId: 7n } }));
     stream.push(pb.encodeWatchRequest({ progressRequest: {} }));
     await stream.waitFor(8);
-    const tail = stream.responses.slice(6).map(pb.decodeWatchResponse);
+    const tail = stream.responses.slice(6).map((m) =>
+      pb.decodeWatchResponse(m)
+    );
     assertEquals(tail.map((r) => [r.watchId, r.canceled]), [
       [7n, true],
       [-1n, false],
@@ -459,7 +463,9 @@ Deno.test("Watch: history from start_revision, compacted start, fragments", asyn
     const deadline = Date.now() + 5000;
     let fragments: pb.WatchResponse[] = [];
     while (Date.now() < deadline) {
-      fragments = stream.responses.slice(3).map(pb.decodeWatchResponse);
+      fragments = stream.responses.slice(3).map((m) =>
+        pb.decodeWatchResponse(m)
+      );
       if (fragments.length > 0 && !fragments.at(-1)!.fragment) break;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
@@ -489,8 +495,8 @@ Deno.test("Lease: grant, keep-alive stream, time-to-live with keys, leases, revo
     keepAlive.push(pb.encodeLeaseKeepAliveRequest({ ID: grant.ID }));
     keepAlive.push(pb.encodeLeaseKeepAliveRequest({ ID: 5n }));
     await keepAlive.waitFor(2);
-    const [renewed, unknown] = keepAlive.responses.map(
-      pb.decodeLeaseKeepAliveResponse,
+    const [renewed, unknown] = keepAlive.responses.map((m) =>
+      pb.decodeLeaseKeepAliveResponse(m)
     );
     assertEquals([renewed!.ID, renewed!.TTL], [grant.ID, 2n]);
     assertEquals([unknown!.ID, unknown!.TTL], [5n, 0n]);
