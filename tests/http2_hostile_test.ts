@@ -447,3 +447,85 @@ function int7(rest: number): number[] {
   out.push(rest);
   return out;
 }
+
+Deno.test("a peer that stops reading blocks the method's sends instead of growing memory", async () => {
+  let sent = 0;
+  let stopped: unknown;
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const server = serveGrpc({
+    listener,
+    methods: new Map<string, GrpcMethod>([...methods, ["/test.Echo/Flood", {
+      kind: "server-stream",
+      async handle(_request, responses) {
+        try {
+          for (let i = 0; i < 10_000; i++) {
+            await responses.send(new Uint8Array(64 * 1024));
+            sent++;
+          }
+        } catch (error) {
+          stopped = error;
+        }
+      },
+    }]]),
+  });
+  try {
+    const peer = await RawPeer.connect(server.addr.port);
+    await peer.request(1, grpcRequest("/test.Echo/Flood"));
+    peer.writer.data(1, frameMessage(new Uint8Array(0)), 0, 5, true);
+    await peer.flush();
+    // Never sends WINDOW_UPDATE: the 64 KiB window fills, then the 256 KiB
+    // per-stream send buffer, then send() waits.
+    await peer.readUntil(() => false, 500);
+    assert.ok(sent <= 8, `sends stopped at the bound (${sent} sent)`);
+    peer.close();
+    const until = Date.now() + 5_000;
+    while (stopped === undefined && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(stopped, "the waiting send rejected when the peer went away");
+    await goodCall(server.addr.port);
+  } finally {
+    await server.shutdown(100);
+  }
+});
+
+Deno.test("shutdown sends GOAWAY with the last stream ID, finishes that call, ignores newer streams", async () => {
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const server = serveGrpc({
+    listener,
+    methods: new Map<string, GrpcMethod>([["/test.Echo/Wait", {
+      kind: "unary",
+      handle: async (request) => {
+        await released;
+        return request;
+      },
+    }]]),
+  });
+  const peer = await RawPeer.connect(server.addr.port);
+  try {
+    await peer.request(1, grpcRequest("/test.Echo/Wait"));
+    peer.writer.data(1, frameMessage(new Uint8Array([4])), 0, 6, true);
+    await peer.flush();
+    await new Promise((r) => setTimeout(r, 50));
+    const shutdown = server.shutdown(5_000);
+    await peer.readUntil(() => peer.goaway() !== undefined);
+    assert.deepEqual(peer.goaway(), {
+      lastStreamId: 1,
+      errorCode: ErrorCode.NO_ERROR,
+      debug: "",
+    });
+    // A stream opened after GOAWAY is not processed.
+    await peer.request(3, grpcRequest("/test.Echo/Wait"), true);
+    release();
+    assert.ok(await peer.waitClosed(), "the server closed after the last call");
+    const lists = peer.headerLists(1);
+    assert.deepEqual(lists[lists.length - 1], ["grpc-status", "0"]);
+    assert.deepEqual(peer.headerLists(3), []);
+    await shutdown;
+  } finally {
+    peer.close();
+    await server.shutdown(10);
+  }
+});

@@ -61,7 +61,9 @@ export function frameMessage(message: Uint8Array): Uint8Array {
  */
 export class MessageReader {
   readonly #maxMessageBytes: number;
-  #prefix = new Uint8Array(MESSAGE_PREFIX_BYTES);
+  // Made only when a prefix straddles two chunks (rare): most calls carry
+  // whole messages, and this object is per call.
+  #prefix: Uint8Array | undefined;
   #prefixHave = 0;
   #message: Uint8Array | undefined;
   #messageHave = 0;
@@ -101,6 +103,7 @@ export class MessageReader {
           MESSAGE_PREFIX_BYTES - this.#prefixHave,
           end - pos,
         );
+        this.#prefix ??= new Uint8Array(MESSAGE_PREFIX_BYTES);
         this.#prefix.set(chunk.subarray(pos, pos + take), this.#prefixHave);
         this.#prefixHave += take;
         pos += take;

@@ -346,6 +346,15 @@ const CONNECTION_SPECIFIC = new Set([
   "upgrade",
 ]);
 
+/** True when a header name has an upper-case ASCII letter (malformed, §8.2.1). */
+function hasUpperCase(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c >= 65 && c <= 90) return true;
+  }
+  return false;
+}
+
 function onStream(
   ctx: ServerContext,
   stream: Http2Stream,
@@ -371,7 +380,7 @@ function onStream(
       continue;
     }
     pseudoDone = true;
-    if (name !== name.toLowerCase() || CONNECTION_SPECIFIC.has(name)) {
+    if (hasUpperCase(name) || CONNECTION_SPECIFIC.has(name)) {
       return stream.reset(ErrorCode.PROTOCOL_ERROR);
     }
     if (name === "content-type") contentType = value;

@@ -141,6 +141,10 @@ class FloodGuard {
     this.#tokens--;
     return true;
   }
+  /** Forgives past use (the peer did useful work in between). */
+  refill(): void {
+    this.#tokens = this.burst;
+  }
 }
 
 /** Stream states (RFC 9113 §5.1) that a live stream can be in. */
@@ -347,6 +351,11 @@ export class Http2Connection {
   #slotsPromised = 0;
   #slotWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   #controlGuard = new FloodGuard(CONTROL_BURST, CONTROL_PER_SECOND);
+  // PINGs get their own bucket, refilled whenever we send a response:
+  // grpc-go clients ping to estimate bandwidth while data flows, which is
+  // legitimate; pings with no traffic in between are the flood.
+  #pingGuard = new FloodGuard(CONTROL_BURST, CONTROL_PER_SECOND);
+  #sentSincePing = false;
   #resetGuard = new FloodGuard(RESET_BURST, RESET_PER_SECOND);
   readonly #header: FrameHeader = newFrameHeader();
   readonly #span: PayloadSpan = { start: 0, end: 0 };
@@ -511,6 +520,7 @@ export class Http2Connection {
 
   /** @internal */
   writeHeaders(stream: Http2Stream, block: Uint8Array, endStream: boolean) {
+    this.#sentSincePing = true;
     this.#out.headers(stream.id, block, endStream, this.peerMaxFrameBytes);
     if (endStream) this.#localEnd(stream);
     this.#scheduleFlush();
@@ -537,6 +547,7 @@ export class Http2Connection {
       length > this.#sendWindow
     ) return false;
     const out = this.#out;
+    this.#sentSincePing = true;
     out.headers(stream.id, headers, false, this.peerMaxFrameBytes);
     out.frameHeader(length, FrameType.DATA, 0, stream.id);
     out.raw(prefix);
@@ -651,6 +662,7 @@ export class Http2Connection {
     const last = length === available && stream.queue.length === 1 &&
       stream.endAfterQueue && !stream.trailersAfterQueue;
     this.#out.data(stream.id, chunk, start, start + length, last);
+    this.#sentSincePing = true;
     stream.sendWindow -= length;
     this.#sendWindow -= length;
     stream.queuedBytes -= length;
@@ -901,7 +913,11 @@ export class Http2Connection {
           );
         }
         if (!(header.flags & FrameFlag.ACK)) {
-          this.#calm(this.#controlGuard, "PING flood");
+          if (this.#sentSincePing) {
+            this.#sentSincePing = false;
+            this.#pingGuard.refill();
+          }
+          this.#calm(this.#pingGuard, "PING flood");
           this.#out.ping(b, payload, true);
           this.#pendingControlFrames++;
           this.#scheduleFlush();
