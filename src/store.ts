@@ -783,6 +783,14 @@ export class Store {
     return this.#alarmNoSpace ? ["NOSPACE"] : [];
   }
 
+  /**
+   * Clears the NOSPACE alarm (etcd's alarm DEACTIVATE, `alarm disarm`); a
+   * later put past the quota raises it again.
+   */
+  disarmAlarms(): void {
+    this.#alarmNoSpace = false;
+  }
+
   /** Closes the store (for `await using`). */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();

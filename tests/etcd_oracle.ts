@@ -323,7 +323,8 @@ async function waitHealthy(
   );
 }
 
-async function runCtl(
+/** Runs etcdctl against any endpoint (see `EtcdOracle.ctl`). */
+export async function runCtl(
   endpoint: string,
   args: string[],
   stdin?: string,

@@ -181,6 +181,11 @@ Simply type etcdctl help [path to command] for full details.`,
  *   input, 4 unsupported value, 128 bad arguments — as etcdctl).
  */
 export async function runCli(args: string[], io: CliIO): Promise<number> {
+  if (args[0] === "serve") {
+    // The server has etcd's flags, not etcdctl's; loaded only when asked.
+    const { runServe } = await import("./serve_command.ts");
+    return await runServe(args.slice(1), io);
+  }
   const root = commandTree();
   const found = findCommand(root, args);
   const stderrText = async (text: string) => {
