@@ -107,8 +107,10 @@ export function isNoSpace(error: unknown): boolean {
 
 /**
  * The named error for a failed file operation: `NoSpaceError` for ENOSPC,
- * else `StorageFailedError`. Named errors, and the conditions callers test
- * for (`NotFound`, `AlreadyExists`), pass through unchanged.
+ * else `StorageFailedError`. Named errors, the conditions callers test for
+ * (`NotFound`, `AlreadyExists`), and a permission Deno refused (`NotCapable`:
+ * not a disk failure, and the CLI turns it into one line naming the flag)
+ * pass through unchanged.
  */
 export function namedStorageError(
   error: unknown,
@@ -117,7 +119,8 @@ export function namedStorageError(
   if (
     error instanceof NoSpaceError || error instanceof StorageFailedError ||
     error instanceof Deno.errors.NotFound ||
-    error instanceof Deno.errors.AlreadyExists
+    error instanceof Deno.errors.AlreadyExists ||
+    error instanceof Deno.errors.NotCapable
   ) return error;
   if (isNoSpace(error)) return new NoSpaceError(failure, error);
   return new StorageFailedError(error, { failure });
