@@ -351,8 +351,3 @@ export class CommandContext extends FlagView {
     if (this.#ownStore) await this.#store?.close();
   }
 }
-
-/** Reads all of stdin as bytes. */
-export function readAllStdin(ctx: CommandContext): Promise<Uint8Array> {
-  return ctx.stdin.readAll();
-}

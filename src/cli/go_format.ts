@@ -104,13 +104,6 @@ function hex2(byte: number): string {
   return byte.toString(16).padStart(2, "0");
 }
 
-/** Lower-case hex of bytes (Go's `hex.EncodeToString`). */
-export function hexBytes(bytes: Uint8Array): string {
-  let out = "";
-  for (const b of bytes) out += hex2(b);
-  return out;
-}
-
 /** etcdctl's `--hex` form of bytes: `\x66\x6f\x6f`. */
 export function hexEscaped(bytes: Uint8Array): string {
   let out = "";

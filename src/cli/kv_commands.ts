@@ -25,7 +25,7 @@ import {
   EXIT_ERROR,
 } from "./errors.ts";
 import { boolFlag, type FlagSpec, parseGoInt } from "./flags.ts";
-import { goQuote, utf8 } from "./go_format.ts";
+import { goQuote } from "./go_format.ts";
 
 /**
  * Runs a store call; a store error ends the command with exit 1, as
@@ -487,9 +487,4 @@ will store the content of the file to <key>.
       run: runVersion,
     },
   ];
-}
-
-/** Bytes of a CLI string argument. */
-export function argBytes(text: string): Uint8Array {
-  return utf8(text);
 }
