@@ -1,12 +1,27 @@
 /**
- * The `Store`: revkv's public API over the MVCC engine. It validates
- * requests in etcd's words, runs every write through the single writer
- * (one revision per write transaction), keeps the committed revision that
- * reads default to, and schedules compaction in bounded steps.
+ * The `Store`: revkv's public API, and `open()`. This file is a facade: it
+ * checks every request in etcd's words (src/validate.ts, then the size and
+ * quota checks here) and hands the work to the parts that own it.
  *
- * Durability, leases, watch and transactions are layered here later; the
- * write path already has the shape they need: apply to the engine, hand the
- * changes to the journal, resolve only after it.
+ * The write path, in order (put, delete, txn, compact, lease calls):
+ *
+ * 1. validate, and refuse before changing anything: bad input, over
+ *    `maxRequestBytes`, past the quota (NOSPACE), or writes in flight at
+ *    their bound (`etcdserver: too many requests`, src/store/writer.ts);
+ * 2. apply to the MVCC engine (src/mvcc/) in one write transaction: one
+ *    revision per write that changes something;
+ * 3. lease attachments follow the applied keys (src/store/leases.ts);
+ * 4. a durable store hands the changes to its journal: the WAL's group
+ *    commit (src/storage/) batches concurrent writes into one sync;
+ * 5. once synced, the revision is committed (in revision order) and
+ *    published to watchers (src/watch/); then the promise resolves.
+ *
+ * Reads never wait for the writer: they run synchronously at the committed
+ * revision and see only durable writes. Compaction marks at once and
+ * reclaims in bounded background steps (src/store/compaction.ts). Leases
+ * carry wall-clock deadlines through the WAL; `open()` revokes the ones
+ * that expired while the store was closed before it resolves. A journal
+ * failure stops writes (fail-stop); reads go on.
  *
  * @module
  */
@@ -59,14 +74,14 @@ import {
   checkTtlSeconds,
   checkTxnRequest,
 } from "./validate.ts";
-import { type Clock, Lessor } from "./lease/lessor.ts";
-import {
-  type LeaseGrantResponse,
-  type LeaseKeepAliveResponse,
-  type LeaseLeasesResponse,
-  type LeaseRevokeResponse,
+import type { Clock } from "./lease/lessor.ts";
+import type {
+  LeaseGrantResponse,
+  LeaseKeepAliveResponse,
+  LeaseLeasesResponse,
+  LeaseRevokeResponse,
   LeaseService,
-  type LeaseTimeToLiveResponse,
+  LeaseTimeToLiveResponse,
 } from "./lease/lease_service.ts";
 import {
   type DataDirOptions,
@@ -77,6 +92,11 @@ import {
 import { NoSpaceError } from "./storage/errors.ts";
 import { Writer } from "./store/writer.ts";
 import { CompactionScheduler } from "./store/compaction.ts";
+import {
+  leaseRecords,
+  revokeExpiredAtOpen,
+  storeLeases,
+} from "./store/leases.ts";
 import {
   MvccWatchSource,
   WatchHub,
@@ -240,33 +260,14 @@ export class Store {
       options.watchLimits,
     );
     this.#txnHost = this.#makeTxnHost(options.maxTxnOps ?? DEFAULT_MAX_TXN_OPS);
-    this.#leases = new LeaseService(new Lessor(options.clock), {
-      // Admitted by the lease call that leads here (or internal: expiry),
-      // so never refused halfway through a revocation.
-      deleteKeys: (keys) =>
-        this.#writer.write((txn) => {
-          for (const key of keys) {
-            txn.deleteRange({ start: key, end: undefined });
-          }
-          return (revision) => this.header(revision);
-        }, false),
-      header: () => this.header(),
-      admit: () => this.#writer.admit(),
-      logGrant: (id, ttl, deadline) =>
-        this.#writer.inFlight(
-          0,
-          this.#writer.journal?.leaseGrant?.(id, ttl, deadline),
-        ),
-      logRenew: (id, deadline) =>
-        this.#writer.inFlight(
-          0,
-          this.#writer.journal?.leaseRenew?.(id, deadline),
-        ),
-      logRevoke: (id) =>
-        this.#writer.inFlight(0, this.#writer.journal?.leaseRevoke?.(id)),
+    this.#leases = storeLeases({
+      clock: options.clock,
+      writer: this.#writer,
+      mvcc: this.#mvcc,
+      header: (revision) => this.header(revision),
       closed: () => this.#closed,
+      restored: durable?.leases,
     });
-    if (durable && durable.leases.size > 0) this.#restoreLeases(durable.leases);
     // Recovery leaves the replayed compaction to the background steps.
     if (this.#mvcc.compacting) this.#compaction.schedule();
   }
@@ -685,12 +686,7 @@ export class Store {
         this.#mvcc.compactRevision,
         {
           sync: true,
-          leases: new Map(
-            this.#leases.lessor.list().map((lease) => [lease.id, {
-              ttlSeconds: lease.ttlSeconds,
-              deadlineMs: lease.deadlineMs,
-            }]),
-          ),
+          leases: leaseRecords(this.#leases),
         },
       );
     } finally {
@@ -976,26 +972,6 @@ export class Store {
     return this.#leases.exists(id);
   }
 
-  /**
-   * Brings back the leases of a durable store and their attachments (from
-   * the lease IDs the live keys carry). Deadlines are wall-clock, so a lease
-   * whose deadline passed while the store was closed expires at once, and
-   * the others expire on time — unlike etcd 3.4, which restarts every
-   * lease's full TTL. `open()` revokes the expired ones before it resolves.
-   */
-  #restoreLeases(
-    leases: ReadonlyMap<bigint, { ttlSeconds: number; deadlineMs: number }>,
-  ): void {
-    const lessor = this.#leases.lessor;
-    for (const [id, lease] of leases) {
-      lessor.add(id, lease.ttlSeconds, lease.deadlineMs);
-    }
-    this.#mvcc.forEachLeasedKey((index, entry) => {
-      this.#leases.restoreAttachment(entry.lease, index.key);
-    });
-    this.#leases.schedule();
-  }
-
   #guard<T>(run: () => Promise<T>): Promise<T> {
     try {
       this.#assertOpen();
@@ -1079,15 +1055,10 @@ export async function open(
   const durable = await openDataDir(path, options);
   const store = new Store(options, durable);
   if (durable.leases.size > 0) {
-    // Leases whose deadline passed while the store was closed are revoked
-    // (each in one revision, durable) before anyone can read: etcd never
-    // shows a key past its lease's deadline once its lessor has run.
-    try {
-      while ((await storeInternals.expireLeases(store)) > 0) { /* next pass */ }
-    } catch (error) {
-      await store.close().catch(() => {});
-      throw error;
-    }
+    await revokeExpiredAtOpen(
+      () => storeInternals.expireLeases(store),
+      () => store.close(),
+    );
   }
   return store;
 }
