@@ -1,12 +1,27 @@
 /**
- * The `Store`: revkv's public API over the MVCC engine. It validates
- * requests in etcd's words, runs every write through the single writer
- * (one revision per write transaction), keeps the committed revision that
- * reads default to, and schedules compaction in bounded steps.
+ * The `Store`: revkv's public API, and `open()`. This file is a facade: it
+ * checks every request in etcd's words (src/validate.ts, then the size and
+ * quota checks here) and hands the work to the parts that own it.
  *
- * Durability, leases, watch and transactions are layered here later; the
- * write path already has the shape they need: apply to the engine, hand the
- * changes to the journal, resolve only after it.
+ * The write path, in order (put, delete, txn, compact, lease calls):
+ *
+ * 1. validate, and refuse before changing anything: bad input, over
+ *    `maxRequestBytes`, past the quota (NOSPACE), or writes in flight at
+ *    their bound (`etcdserver: too many requests`, src/store/writer.ts);
+ * 2. apply to the MVCC engine (src/mvcc/) in one write transaction: one
+ *    revision per write that changes something;
+ * 3. lease attachments follow the applied keys (src/store/leases.ts);
+ * 4. a durable store hands the changes to its journal: the WAL's group
+ *    commit (src/storage/) batches concurrent writes into one sync;
+ * 5. once synced, the revision is committed (in revision order) and
+ *    published to watchers (src/watch/); then the promise resolves.
+ *
+ * Reads never wait for the writer: they run synchronously at the committed
+ * revision and see only durable writes. Compaction marks at once and
+ * reclaims in bounded background steps (src/store/compaction.ts). Leases
+ * carry wall-clock deadlines through the WAL; `open()` revokes the ones
+ * that expired while the store was closed before it resolves. A journal
+ * failure stops writes (fail-stop); reads go on.
  *
  * @module
  */
@@ -24,13 +39,7 @@ import type {
   RangeResponse,
   ResponseHeader,
 } from "./mvcc/kv.ts";
-import {
-  type Change,
-  COMPACT_STEP_KEYS,
-  COMPACT_STEP_MS,
-  MvccStore,
-  type WriteTxn,
-} from "./mvcc/kv_store.ts";
+import { type Change, MvccStore, type WriteTxn } from "./mvcc/kv_store.ts";
 import { ByteSlab, ScratchEncoder } from "./mvcc/byte_slab.ts";
 import type { RevisionEntry } from "./mvcc/key_index.ts";
 import {
@@ -65,14 +74,14 @@ import {
   checkTtlSeconds,
   checkTxnRequest,
 } from "./validate.ts";
-import { type Clock, Lessor } from "./lease/lessor.ts";
-import {
-  type LeaseGrantResponse,
-  type LeaseKeepAliveResponse,
-  type LeaseLeasesResponse,
-  type LeaseRevokeResponse,
+import type { Clock } from "./lease/lessor.ts";
+import type {
+  LeaseGrantResponse,
+  LeaseKeepAliveResponse,
+  LeaseLeasesResponse,
+  LeaseRevokeResponse,
   LeaseService,
-  type LeaseTimeToLiveResponse,
+  LeaseTimeToLiveResponse,
 } from "./lease/lease_service.ts";
 import {
   type DataDirOptions,
@@ -81,6 +90,13 @@ import {
   type RecoveryReport,
 } from "./storage/data_dir.ts";
 import { NoSpaceError } from "./storage/errors.ts";
+import { Writer } from "./store/writer.ts";
+import { CompactionScheduler } from "./store/compaction.ts";
+import {
+  leaseRecords,
+  revokeExpiredAtOpen,
+  storeLeases,
+} from "./store/leases.ts";
 import {
   MvccWatchSource,
   WatchHub,
@@ -102,66 +118,16 @@ export const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
  * encoded raft request, header and field tags included).
  */
 const REQUEST_OVERHEAD_BYTES = 32;
-/** Retry delay of a compaction step while a snapshot holds compaction. */
-const COMPACTION_HELD_RETRY_MS = 5;
 /** The options of a call given none: one shared object, not one per call
  * (the read and put paths count allocations). */
 const NO_OPTIONS: Readonly<Record<string, never>> = Object.freeze({});
 /** Default number of keys per page of `scan`. */
 export const DEFAULT_SCAN_PAGE_KEYS = 256;
-/**
- * Most writes (puts, deletes, txns, compactions, lease grants, renewals and
- * revocations) admitted but not yet durable. Past it a write fails at once
- * with `etcdserver: too many requests` and changes nothing, instead of
- * queueing: every waiting write holds its caller's promise, its changes and
- * its WAL record, so under a writer that outpaces the disk an unbounded
- * queue grows until the process dies. 5,000 is etcd's own limit on how far
- * its apply may lag its commit before it refuses requests
- * (`maxGapBetweenApplyAndCommitIndex`); it is also far more than one group
- * commit batch gathers (~64 with 64 writers), so it never costs throughput.
- */
-export const MAX_WRITES_IN_FLIGHT = 5_000;
-/**
- * Most bytes (keys and values, plus `WRITE_OVERHEAD_BYTES` each) of the
- * writes admitted but not yet durable; past it writes fail with
- * `etcdserver: too many requests`. 64 MiB is four full WAL batches
- * (`BATCH_BYTES_MAX`, 16 MiB): enough that the disk always has the next
- * batch ready, while a burst of large values cannot pile up gigabytes.
- */
-export const MAX_WRITE_BYTES_IN_FLIGHT = 64 * 1024 * 1024;
-/** Bytes counted per write on top of its keys and values (record framing, bookkeeping). */
-const WRITE_OVERHEAD_BYTES = 64;
-
-/**
- * Where committed writes go to become durable. The in-memory store has none;
- * the durable store's journal (src/storage/) appends WAL records and
- * resolves once they are synced.
- */
-export interface Journal {
-  /** Records a write transaction's changes at `revision`; resolves when durable. */
-  write(revision: number, changes: readonly Change[]): Promise<void>;
-  /** Records a compaction at `revision`; resolves when durable. */
-  compact(revision: number): Promise<void>;
-  /** Records a lease grant (ID, TTL, wall-clock deadline); resolves when durable. */
-  leaseGrant?(
-    id: bigint,
-    ttlSeconds: number,
-    deadlineMs: number,
-  ): Promise<void>;
-  /** Records a lease renewal (a new deadline); resolves when durable. */
-  leaseRenew?(id: bigint, deadlineMs: number): Promise<void>;
-  /** Records that a lease is gone (its keys' deletion was written before). */
-  leaseRevoke?(id: bigint): Promise<void>;
-  /**
-   * While true, incremental compaction waits: a snapshot is reading the
-   * history at or below its revision.
-   */
-  readonly compactionHeld?: boolean;
-  /** Writes a snapshot of the current state and drops older WAL (durable stores). */
-  snapshot?(): Promise<SnapshotStatus>;
-  /** Flushes and releases everything (the data dir lock included). */
-  close(): Promise<void>;
-}
+export {
+  type Journal,
+  MAX_WRITE_BYTES_IN_FLIGHT,
+  MAX_WRITES_IN_FLIGHT,
+} from "./store/writer.ts";
 
 /** etcd's default `--quota-backend-bytes` (2 GiB). */
 export const DEFAULT_QUOTA_BACKEND_BYTES = 2 * 1024 * 1024 * 1024;
@@ -247,33 +213,16 @@ export class Store {
   readonly #maxRequestBytes: number;
   readonly #quotaBackendBytes: number;
   #alarmNoSpace = false;
-  #failure: Error | undefined;
-  #compactionHolds = 0;
   readonly #recovery: RecoveryReport | undefined;
   readonly #txnHost: TxnHost;
   readonly #leases: LeaseService;
-  #journal: Journal | undefined;
+  readonly #writer: Writer;
+  readonly #compaction: CompactionScheduler;
   readonly #clusterId: bigint;
   readonly #memberId: bigint;
   #raftTerm = 2;
-  #committedRevision = 1;
-  /** Synced revisions waiting for an earlier one (bounded by writes in flight). */
-  readonly #pendingCommits = new Map<number, readonly Change[]>();
-  /** No-change writes waiting for the revision they read to be synced. */
-  #commitWaiters: {
-    revision: number;
-    resolve: () => void;
-    reject: (error: unknown) => void;
-  }[] = [];
   readonly #watchHub: WatchHub;
-  /** Writes admitted and not yet durable, and their bytes (see `#admit`). */
-  #writesInFlight = 0;
-  #writeBytesInFlight = 0;
-  readonly #maxWritesInFlight: number;
-  readonly #maxWriteBytesInFlight: number;
   #closed = false;
-  #compactTimer: ReturnType<typeof setTimeout> | undefined;
-  #compactWaiters: (() => void)[] = [];
 
   static {
     // The internals tests and revkv's own modules use, reachable only by
@@ -291,44 +240,36 @@ export class Store {
       DEFAULT_MAX_REQUEST_BYTES;
     this.#quotaBackendBytes = options.quotaBackendBytes ??
       DEFAULT_QUOTA_BACKEND_BYTES;
-    this.#maxWritesInFlight = options.maxWritesInFlight ??
-      MAX_WRITES_IN_FLIGHT;
-    this.#maxWriteBytesInFlight = options.maxWriteBytesInFlight ??
-      MAX_WRITE_BYTES_IN_FLIGHT;
     this.#mvcc = durable?.mvcc ?? new MvccStore();
-    this.#journal = durable?.journal;
+    const journal = durable?.journal;
+    this.#writer = new Writer(this.#mvcc, journal, options, {
+      assertOpen: () => this.#assertOpen(),
+      onApplied: (changes) => this.#leases.onChanges(changes),
+      publish: (revision, changes) => this.#watchHub.publish(revision, changes),
+    });
+    this.#compaction = new CompactionScheduler(
+      this.#mvcc,
+      () => journal?.compactionHeld === true,
+    );
     this.#recovery = durable?.report;
     this.#clusterId = durable?.meta.clusterId ?? randomId();
     this.#memberId = durable?.meta.memberId ?? randomId();
     this.#raftTerm = durable?.meta.term ?? 2;
-    this.#committedRevision = this.#mvcc.currentRevision;
     this.#watchHub = new WatchHub(
-      new MvccWatchSource(this.#mvcc, () => this.#committedRevision),
+      new MvccWatchSource(this.#mvcc, () => this.#writer.committedRevision),
       options.watchLimits,
     );
     this.#txnHost = this.#makeTxnHost(options.maxTxnOps ?? DEFAULT_MAX_TXN_OPS);
-    this.#leases = new LeaseService(new Lessor(options.clock), {
-      // Admitted by the lease call that leads here (or internal: expiry),
-      // so never refused halfway through a revocation.
-      deleteKeys: (keys) =>
-        this.#write((txn) => {
-          for (const key of keys) {
-            txn.deleteRange({ start: key, end: undefined });
-          }
-          return (revision) => this.header(revision);
-        }, false),
-      header: () => this.header(),
-      admit: () => this.#admit(),
-      logGrant: (id, ttl, deadline) =>
-        this.#inFlight(0, this.#journal?.leaseGrant?.(id, ttl, deadline)),
-      logRenew: (id, deadline) =>
-        this.#inFlight(0, this.#journal?.leaseRenew?.(id, deadline)),
-      logRevoke: (id) => this.#inFlight(0, this.#journal?.leaseRevoke?.(id)),
+    this.#leases = storeLeases({
+      clock: options.clock,
+      writer: this.#writer,
+      mvcc: this.#mvcc,
+      header: (revision) => this.header(revision),
       closed: () => this.#closed,
+      restored: durable?.leases,
     });
-    if (durable && durable.leases.size > 0) this.#restoreLeases(durable.leases);
     // Recovery leaves the replayed compaction to the background steps.
-    if (this.#mvcc.compacting) this.#scheduleCompaction();
+    if (this.#mvcc.compacting) this.#compaction.schedule();
   }
 
   /** What recovery did when the store was opened from a data dir. */
@@ -338,7 +279,7 @@ export class Store {
 
   /** The newest committed revision (what reads see by default). */
   get revision(): number {
-    return this.#committedRevision;
+    return this.#writer.committedRevision;
   }
 
   /** The revision of the last compaction (-1 when never compacted, as etcd). */
@@ -347,7 +288,7 @@ export class Store {
   }
 
   /** A response header at the committed revision. */
-  header(revision: number = this.#committedRevision): ResponseHeader {
+  header(revision: number = this.#writer.committedRevision): ResponseHeader {
     return {
       clusterId: this.#clusterId,
       memberId: this.#memberId,
@@ -394,7 +335,7 @@ export class Store {
       this.#mvcc,
       bounds,
       options,
-      this.#committedRevision,
+      this.#writer.committedRevision,
     );
     return { header: this.header(), ...result };
   }
@@ -424,7 +365,7 @@ export class Store {
       this.#mvcc,
       resolveBounds(key, options, this.#encodeReadKey),
       options,
-      this.#committedRevision,
+      this.#writer.committedRevision,
       visit,
     );
     return { header, more: summary.more, count: summary.count };
@@ -454,7 +395,7 @@ export class Store {
     const bounds = resolveBounds(key, options);
     const atRev = this.#mvcc.resolveReadRevision(
       options.revision ?? 0,
-      this.#committedRevision,
+      this.#writer.committedRevision,
     );
     const pageKeys = Math.max(1, options.pageKeys ?? DEFAULT_SCAN_PAGE_KEYS);
     const keysOnly = options.keysOnly ?? false;
@@ -511,7 +452,7 @@ export class Store {
     value: Bytes,
     options: PutOptions = NO_OPTIONS,
   ): Promise<PutResponse> {
-    return this.#write((txn) => {
+    return this.#writer.write((txn) => {
       const change = this.#applyPut(txn, key, value, options);
       return (revision: number): PutResponse => {
         const response: PutResponse = { header: this.header(revision) };
@@ -538,7 +479,7 @@ export class Store {
    * ```
    */
   delete(key: Bytes, options: DeleteOptions = {}): Promise<DeleteResponse> {
-    return this.#write((txn) => {
+    return this.#writer.write((txn) => {
       const changes = this.#applyDelete(txn, key, options);
       return (revision: number): DeleteResponse => ({
         header: this.header(revision),
@@ -580,7 +521,7 @@ export class Store {
     if (request === undefined) {
       return new TxnBuilder((built) => this.txn(built));
     }
-    return this.#write((txn) => {
+    return this.#writer.write((txn) => {
       checkTxnRequest(request);
       validateTxn(request, this.#txnHost.maxTxnOps);
       const before = txn.readRevision;
@@ -611,24 +552,27 @@ export class Store {
       checkNumber("revision", revision);
       checkOptions("options", options);
       this.#assertOpen();
-      this.#admit();
+      this.#writer.admit();
       this.#mvcc.compact(revision);
     } catch (error) {
       return Promise.reject(error);
     }
     // The record joins the WAL batch in order after the writes it follows;
     // the response waits for it to be durable, like any write.
-    const logged = this.#inFlight(0, this.#journal?.compact(revision));
+    const logged = this.#writer.inFlight(
+      0,
+      this.#writer.journal?.compact(revision),
+    );
     // Register for the end of the reclaiming before it can possibly end:
     // the steps run on timers while the WAL record is being synced.
     const reclaimed = options.physical
-      ? new Promise<void>((resolve) => this.#compactWaiters.push(resolve))
+      ? this.#compaction.whenReclaimed()
       : Promise.resolve();
-    this.#scheduleCompaction();
+    this.#compaction.schedule();
     const response = { header: this.header() };
     return logged.then(
       () => reclaimed.then(() => response),
-      (error) => this.#stop(error),
+      (error) => this.#writer.stop(error),
     );
   }
 
@@ -638,9 +582,9 @@ export class Store {
    */
   check(): void {
     this.#mvcc.check();
-    if (this.#committedRevision > this.#mvcc.currentRevision) {
+    if (this.#writer.committedRevision > this.#mvcc.currentRevision) {
       throw new Error(
-        `store check: committed revision ${this.#committedRevision} > current ${this.#mvcc.currentRevision}`,
+        `store check: committed revision ${this.#writer.committedRevision} > current ${this.#mvcc.currentRevision}`,
       );
     }
   }
@@ -660,8 +604,8 @@ export class Store {
       sizeBytes: this.#mvcc.sizeBytes,
       wasmLiveBytes: memory.liveBytes,
       wasmMemoryBytes: memory.memoryBytes,
-      writesInFlight: this.#writesInFlight,
-      writeBytesInFlight: this.#writeBytesInFlight,
+      writesInFlight: this.#writer.writesInFlight,
+      writeBytesInFlight: this.#writer.writeBytesInFlight,
     };
   }
 
@@ -675,10 +619,8 @@ export class Store {
     this.#closed = true;
     this.#leases.stop();
     this.#watchHub.close();
-    if (this.#compactTimer !== undefined) clearTimeout(this.#compactTimer);
-    this.#compactTimer = undefined;
-    for (const wake of this.#compactWaiters.splice(0)) wake();
-    return this.#journal?.close() ?? Promise.resolve();
+    this.#compaction.stop();
+    return this.#writer.journal?.close() ?? Promise.resolve();
   }
 
   // --- durability ---------------------------------------------------------
@@ -690,15 +632,15 @@ export class Store {
    * and compaction have the same hash; a snapshot at that revision reports
    * it too.
    */
-  hash(revision: number = this.#committedRevision): {
+  hash(revision: number = this.#writer.committedRevision): {
     hash: number;
     revision: number;
     compactRevision: number;
   } {
     this.#assertReadable();
-    if (revision > this.#committedRevision) {
+    if (revision > this.#writer.committedRevision) {
       throw new RangeError(
-        `Cannot hash at revision ${revision}: beyond the committed revision ${this.#committedRevision}`,
+        `Cannot hash at revision ${revision}: beyond the committed revision ${this.#writer.committedRevision}`,
       );
     }
     return {
@@ -733,8 +675,8 @@ export class Store {
    */
   async saveSnapshot(file: string): Promise<SnapshotStatus> {
     this.#assertReadable();
-    const revision = this.#committedRevision;
-    this.#compactionHolds++;
+    const revision = this.#writer.committedRevision;
+    this.#compaction.hold();
     try {
       return await writeSnapshot(
         denoFs,
@@ -744,16 +686,11 @@ export class Store {
         this.#mvcc.compactRevision,
         {
           sync: true,
-          leases: new Map(
-            this.#leases.lessor.list().map((lease) => [lease.id, {
-              ttlSeconds: lease.ttlSeconds,
-              deadlineMs: lease.deadlineMs,
-            }]),
-          ),
+          leases: leaseRecords(this.#leases),
         },
       );
     } finally {
-      this.#compactionHolds--;
+      this.#compaction.release();
     }
   }
 
@@ -766,12 +703,11 @@ export class Store {
   async defrag(): Promise<{ header: ResponseHeader }> {
     this.#assertOpen();
     if (this.#mvcc.compacting) {
-      await new Promise<void>((resolve) => {
-        this.#compactWaiters.push(resolve);
-        this.#scheduleCompaction();
-      });
+      const reclaimed = this.#compaction.whenReclaimed();
+      this.#compaction.schedule();
+      await reclaimed;
     }
-    if (this.#journal?.snapshot) await this.#journal.snapshot();
+    if (this.#writer.journal?.snapshot) await this.#writer.journal.snapshot();
     if (this.#mvcc.sizeBytes <= this.#quotaBackendBytes) {
       this.#alarmNoSpace = false;
     }
@@ -1036,26 +972,6 @@ export class Store {
     return this.#leases.exists(id);
   }
 
-  /**
-   * Brings back the leases of a durable store and their attachments (from
-   * the lease IDs the live keys carry). Deadlines are wall-clock, so a lease
-   * whose deadline passed while the store was closed expires at once, and
-   * the others expire on time — unlike etcd 3.4, which restarts every
-   * lease's full TTL. `open()` revokes the expired ones before it resolves.
-   */
-  #restoreLeases(
-    leases: ReadonlyMap<bigint, { ttlSeconds: number; deadlineMs: number }>,
-  ): void {
-    const lessor = this.#leases.lessor;
-    for (const [id, lease] of leases) {
-      lessor.add(id, lease.ttlSeconds, lease.deadlineMs);
-    }
-    this.#mvcc.forEachLeasedKey((index, entry) => {
-      this.#leases.restoreAttachment(entry.lease, index.key);
-    });
-    this.#leases.schedule();
-  }
-
   #guard<T>(run: () => Promise<T>): Promise<T> {
     try {
       this.#assertOpen();
@@ -1063,168 +979,6 @@ export class Store {
     } catch (error) {
       return Promise.reject(error);
     }
-  }
-
-  /**
-   * Runs `apply` as one write transaction: it takes one revision if it
-   * changed anything, and its response is built once the revision is
-   * committed. A `refusable` write is refused when writes in flight are at
-   * their bound (internal ones — a lease's revocation — never are).
-   */
-  async #write<T>(
-    apply: (txn: WriteTxn) => (revision: number) => T,
-    refusable = true,
-  ): Promise<T> {
-    this.#assertOpen();
-    if (refusable) this.#admit();
-    const txn = this.#mvcc.beginWrite();
-    let respond: (revision: number) => T;
-    try {
-      respond = apply(txn);
-    } catch (error) {
-      txn.abort();
-      throw error;
-    }
-    const revision = txn.commit();
-    const changes = txn.changes;
-    if (changes.length === 0) {
-      // Nothing written, but what was read (a read-only txn's ranges and
-      // compares) is the applied state: answer once that is durable, as
-      // every read sees only committed revisions.
-      if (revision > this.#committedRevision) {
-        await this.#inFlight(0, this.#whenCommitted(revision));
-      }
-      return respond(this.#committedRevision);
-    }
-    // Lease attachments follow the applied state at once, so that a
-    // revocation right after sees every key it must delete.
-    this.#leases.onChanges(changes);
-    // Committed: in memory at once; in a durable store only once its WAL
-    // batch is synced (awaited here, without an extra async layer).
-    const journal = this.#journal;
-    if (journal !== undefined) {
-      if (this.#failure) throw this.#failure;
-      const bytes = changeBytes(changes);
-      this.#writesInFlight++;
-      this.#writeBytesInFlight += bytes;
-      try {
-        await journal.write(revision, changes);
-      } catch (error) {
-        this.#stop(error);
-      } finally {
-        this.#writesInFlight--;
-        this.#writeBytesInFlight -= bytes;
-      }
-    }
-    this.#markCommitted(revision, changes);
-    return respond(revision);
-  }
-
-  /**
-   * Push-back, as etcd's `etcdserver: too many requests`: refuses a write
-   * before it changes anything while the writes admitted and not yet
-   * durable are at `maxWritesInFlight` or `maxWriteBytesInFlight`. This
-   * bounds the journal's pending records and `#pendingCommits` too: every
-   * record the journal queues comes from an admitted write, and a pending
-   * commit waits only for earlier writes still in flight.
-   */
-  #admit(): void {
-    if (
-      this.#writesInFlight >= this.#maxWritesInFlight ||
-      this.#writeBytesInFlight >= this.#maxWriteBytesInFlight
-    ) {
-      throw errors.tooManyRequests();
-    }
-  }
-
-  /** Counts `pending` (of `bytes` bytes) as a write in flight until it settles. */
-  async #inFlight(
-    bytes: number,
-    pending: Promise<void> | undefined,
-  ): Promise<void> {
-    if (pending === undefined) return;
-    this.#writesInFlight++;
-    this.#writeBytesInFlight += bytes + WRITE_OVERHEAD_BYTES;
-    try {
-      await pending;
-    } finally {
-      this.#writesInFlight--;
-      this.#writeBytesInFlight -= bytes + WRITE_OVERHEAD_BYTES;
-    }
-  }
-
-  /**
-   * Moves the committed revision forward and hands each newly committed
-   * revision's changes to the watchers, strictly in revision order (a
-   * revision whose sync completes early waits here for the ones before it).
-   */
-  #markCommitted(revision: number, changes: readonly Change[]): void {
-    if (revision <= this.#committedRevision) return;
-    if (
-      revision === this.#committedRevision + 1 &&
-      this.#pendingCommits.size === 0
-    ) {
-      // The usual case: the next revision, nothing waiting behind it.
-      this.#committedRevision = revision;
-      this.#watchHub.publish(revision, changes);
-    } else {
-      this.#pendingCommits.set(revision, changes);
-      for (;;) {
-        const next = this.#committedRevision + 1;
-        const ready = this.#pendingCommits.get(next);
-        if (ready === undefined) break;
-        this.#pendingCommits.delete(next);
-        this.#committedRevision = next;
-        this.#watchHub.publish(next, ready);
-      }
-    }
-    if (this.#commitWaiters.length > 0) this.#wakeCommitWaiters();
-  }
-
-  /** Resolves once `revision` is committed (at once if it is). */
-  #whenCommitted(revision: number): Promise<void> {
-    if (revision <= this.#committedRevision) return Promise.resolve();
-    if (this.#failure) return Promise.reject(this.#failure);
-    return new Promise((resolve, reject) => {
-      this.#commitWaiters.push({ revision, resolve, reject });
-    });
-  }
-
-  #wakeCommitWaiters(): void {
-    const waiting = this.#commitWaiters;
-    this.#commitWaiters = [];
-    for (const waiter of waiting) {
-      if (waiter.revision <= this.#committedRevision) waiter.resolve();
-      else this.#commitWaiters.push(waiter);
-    }
-  }
-
-  /** Fail-stop: the journal failed; every later write is refused. */
-  #stop(error: unknown): never {
-    this.#failure ??= error as Error;
-    for (const waiter of this.#commitWaiters.splice(0)) waiter.reject(error);
-    throw error;
-  }
-
-  #scheduleCompaction(): void {
-    if (this.#compactTimer !== undefined || this.#closed) return;
-    // Each step is bounded (COMPACT_STEP_KEYS keys, COMPACT_STEP_MS) and yields to the event
-    // loop between steps, so compaction never stalls reads or writes long.
-    const step = () => {
-      this.#compactTimer = undefined;
-      if (this.#closed) return;
-      if (this.#compactionHolds > 0 || this.#journal?.compactionHeld) {
-        // A snapshot is reading history: try again shortly.
-        this.#compactTimer = setTimeout(step, COMPACTION_HELD_RETRY_MS);
-        return;
-      }
-      if (this.#mvcc.compactStep(COMPACT_STEP_KEYS, COMPACT_STEP_MS)) {
-        for (const wake of this.#compactWaiters.splice(0)) wake();
-        return;
-      }
-      this.#compactTimer = setTimeout(step, 0);
-    };
-    this.#compactTimer = setTimeout(step, 0);
   }
 
   /**
@@ -1251,7 +1005,7 @@ export class Store {
 
   #assertOpen(): void {
     if (this.#closed) throw errors.storeClosed();
-    if (this.#failure) throw this.#failure;
+    if (this.#writer.failure) throw this.#writer.failure;
   }
 
   /** Reads go on after a fail-stop: the committed state is still durable. */
@@ -1301,26 +1055,12 @@ export async function open(
   const durable = await openDataDir(path, options);
   const store = new Store(options, durable);
   if (durable.leases.size > 0) {
-    // Leases whose deadline passed while the store was closed are revoked
-    // (each in one revision, durable) before anyone can read: etcd never
-    // shows a key past its lease's deadline once its lessor has run.
-    try {
-      while ((await storeInternals.expireLeases(store)) > 0) { /* next pass */ }
-    } catch (error) {
-      await store.close().catch(() => {});
-      throw error;
-    }
+    await revokeExpiredAtOpen(
+      () => storeInternals.expireLeases(store),
+      () => store.close(),
+    );
   }
   return store;
-}
-
-/** Bytes a write's changes hold while in flight (keys, values, overhead). */
-function changeBytes(changes: readonly Change[]): number {
-  let bytes = WRITE_OVERHEAD_BYTES;
-  for (const { key, entry } of changes) {
-    bytes += key.length + (entry.value?.length ?? 0);
-  }
-  return bytes;
 }
 
 /** The smallest key greater than `key` in byte order: `key` + 0x00. */
