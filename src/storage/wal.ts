@@ -5,9 +5,11 @@
  * A segment is `wal/<seq>-<rev>.wal` (both 16 hex digits): `seq` counts
  * segments, `rev` is the store's revision when the segment was started, so
  * every write in it is above `rev`. Its first frame is a segment header
- * (see `wal_codec.ts`), and the file is preallocated (zero-filled) to the
- * segment size so that appending never changes the file's size and
- * fdatasync has no metadata to flush.
+ * (see `wal_codec.ts`), and the file is preallocated (zero-filled) to its
+ * segment's size so that appending never changes the file's size and
+ * fdatasync has no metadata to flush. Sizes grow from 1 MiB up to
+ * `segmentBytes` (`segmentCapacityBytes` in `wal_writer.ts`); reading never
+ * depends on them: each file is read to its own end.
  *
  * Reading streams each segment's frames while they are valid; where a
  * segment stops, `wal_tail.ts` decides from the evidence whether that is the
