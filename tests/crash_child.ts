@@ -3,6 +3,7 @@
  * `ready <revision>`, then writes as fast as it can with `Deno.args[2]`
  * concurrent writers, printing `ack <revision> <op>` for each acknowledged
  * write (synchronously, in acknowledgement order) until it is killed.
+ * `Deno.args[3]`, when given, is the store's `segmentBytes`.
  *
  * @module
  */
@@ -10,7 +11,7 @@
 import { open } from "../mod.ts";
 import { CRASH_STORE_OPTIONS, crashOp } from "./crash_ops.ts";
 
-const [dir, seedText, writersText] = Deno.args;
+const [dir, seedText, writersText, segmentBytesText] = Deno.args;
 const seed = Number(seedText);
 const writers = Number(writersText ?? 16);
 const out = new TextEncoder();
@@ -22,7 +23,10 @@ const say = (line: string) => {
   }
 };
 
-const db = await open(dir!, CRASH_STORE_OPTIONS);
+const db = await open(dir!, {
+  ...CRASH_STORE_OPTIONS,
+  ...(segmentBytesText ? { segmentBytes: Number(segmentBytesText) } : {}),
+});
 say(`ready ${db.revision}`);
 let next = 0;
 async function writer(): Promise<void> {

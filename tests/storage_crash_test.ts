@@ -10,6 +10,9 @@
 import assert from "node:assert/strict";
 import { open, type Store } from "../mod.ts";
 import { storeInternals } from "../src/store.ts";
+import { denoFs } from "../src/storage/fs.ts";
+import { listSegments } from "../src/storage/wal.ts";
+import { segmentCapacityBytes } from "../src/storage/wal_writer.ts";
 import { CRASH_STORE_OPTIONS, type CrashOp, crashOp } from "./crash_ops.ts";
 import { prng, seedFromEnv, withTempDir } from "./storage_helpers.ts";
 
@@ -18,10 +21,17 @@ const ROUNDS = Number(Deno.env.get("REVKV_CRASH_ROUNDS") ?? 25);
 /** Bound of one round's wait for the child to be ready. */
 const READY_MS_MAX = 20_000;
 
+/**
+ * `segmentBytes` of the growing-segments variant: above the first segment's
+ * 1 MiB, so a log from a fresh dir has segments of 1, 2 and 4 MiB.
+ */
+const GROWING_SEGMENT_BYTES = 4 * 1024 * 1024;
+
 async function runChild(
   dir: string,
   seed: number,
   killAfterMs: number,
+  segmentBytes: number,
 ): Promise<{ acks: Map<number, number>; readyRevision: number }> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
@@ -32,6 +42,7 @@ async function runChild(
       dir,
       String(seed),
       "16",
+      String(segmentBytes),
     ],
     stdout: "piped",
     stderr: "piped",
@@ -123,7 +134,18 @@ function changeAt(store: Store, r: number): CrashOp {
   return { kind: "delete", key: [...before][0]! };
 }
 
-Deno.test("SIGKILL at random moments loses no acknowledged write", async () => {
+for (
+  const segmentBytes of [
+    CRASH_STORE_OPTIONS.segmentBytes,
+    GROWING_SEGMENT_BYTES,
+  ]
+) {
+  Deno.test(`SIGKILL at random moments loses no acknowledged write (segmentBytes ${segmentBytes})`, async () => {
+    await crashRounds(segmentBytes);
+  });
+}
+
+async function crashRounds(segmentBytes: number): Promise<void> {
   const seed = seedFromEnv("crash test");
   const random = prng(seed);
   await withTempDir(async (dir) => {
@@ -137,12 +159,14 @@ Deno.test("SIGKILL at random moments loses no acknowledged write", async () => {
           dir,
           runSeed,
           killAfterMs,
+          segmentBytes,
         );
         totalAcks += acks.size;
         // Both recovery paths: the replay worker (snapshot and WAL) on even
         // rounds, in-thread on odd ones.
         const store = await open(dir, {
           ...CRASH_STORE_OPTIONS,
+          segmentBytes,
           replayWorker: round % 2 === 0 ? "always" : "never",
         });
         try {
@@ -188,8 +212,14 @@ Deno.test("SIGKILL at random moments loses no acknowledged write", async () => {
         totalAcks > ROUNDS,
         `the children acknowledged ${totalAcks} writes`,
       );
+      const segments = await listSegments(denoFs, `${dir}/wal`);
+      console.log(
+        `segmentBytes ${segmentBytes}: ${totalAcks} acks, newest segment ` +
+          `seq ${segments.at(-1)?.seq} (its size ` +
+          `${segmentCapacityBytes(segments.at(-1)?.seq ?? 0, segmentBytes)})`,
+      );
     } finally {
       await model.close();
     }
   });
-});
+}

@@ -27,7 +27,7 @@ async function filesUnder(dir: string): Promise<string[]> {
 Deno.test("opening a fresh store on a full disk is a NoSpaceError naming the file, and leaves no temp file", async () => {
   await withTempDir(async (dir) => {
     const fs = new FaultFs();
-    fs.faults.spaceLeftBytes = 2 * 1024 * 1024; // less than one segment
+    fs.faults.spaceLeftBytes = 512 * 1024; // less than the first segment (1 MiB)
     await assert.rejects(
       () => open(dir, { fs }),
       (error: unknown) => {

@@ -232,6 +232,28 @@ Deno.test("auto mode reads a log over 8 MiB in the worker and a small one in-thr
         await (await open(small, { durability: "none" })).close();
       });
       assert.equal(workers, 1);
+      // Under 8 MiB over several segments (they grow from 1 MiB): in-thread,
+      // with and without the clean-close marker.
+      await withTempDir(async (several) => {
+        const db = await open(several, { durability: "none" });
+        for (let i = 0; i < 3000; i += 500) {
+          const puts = [];
+          for (let j = i; j < i + 500; j++) {
+            puts.push(db.put(`key${j}`, value));
+          }
+          await Promise.all(puts);
+        }
+        await db.close();
+        const names = [...Deno.readDirSync(`${several}/wal`)]
+          .filter((e) => e.name.endsWith(".wal"));
+        assert.ok(names.length >= 3, `${names.length} segments`);
+        await (await open(several, { durability: "none" })).close();
+        await Deno.remove(`${several}/wal/CLEAN`);
+        const again = await open(several, { durability: "none" });
+        assert.equal(again.revision, 3001);
+        await again.close();
+      });
+      assert.equal(workers, 1);
     } finally {
       globalThis.Worker = RealWorker;
     }

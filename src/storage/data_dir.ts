@@ -70,7 +70,10 @@ export type Durability = "fsync" | "none";
 export interface DataDirOptions {
   /** `"fsync"` (default): a write resolves once on disk. `"none"`: never fsync. */
   durability?: Durability;
-  /** WAL segment size in bytes (default 64 MiB). */
+  /**
+   * Largest WAL segment size in bytes (default 64 MiB). Segments start at
+   * 1 MiB and double up to it, so a small store stays small on disk.
+   */
   segmentBytes?: number;
   /** Entries between automatic snapshots (default 100,000). */
   snapshotCount?: number;

@@ -5,9 +5,11 @@
  * A segment is `wal/<seq>-<rev>.wal` (both 16 hex digits): `seq` counts
  * segments, `rev` is the store's revision when the segment was started, so
  * every write in it is above `rev`. Its first frame is a segment header
- * (see `wal_codec.ts`), and the file is preallocated (zero-filled) to the
- * segment size so that appending never changes the file's size and
- * fdatasync has no metadata to flush.
+ * (see `wal_codec.ts`), and the file is preallocated (zero-filled) to its
+ * segment's size so that appending never changes the file's size and
+ * fdatasync has no metadata to flush. Sizes grow from 1 MiB up to
+ * `segmentBytes` (`segmentCapacityBytes` in `wal_writer.ts`); reading never
+ * depends on them: each file is read to its own end.
  *
  * Reading streams each segment's frames while they are valid; where a
  * segment stops, `wal_tail.ts` decides from the evidence whether that is the
@@ -505,9 +507,9 @@ function readToStop(
 }
 
 /**
- * Whether the log holds at least `bytes`: more than one segment does, else
- * the only one must have data at `bytes` (known from the clean-close marker,
- * else probed).
+ * Whether the log holds at least `bytes`: the sizes of the older segments
+ * plus the newest one's data (known from the clean-close marker, else
+ * probed at the offset still needed).
  */
 async function logReaches(
   fs: StorageFs,
@@ -516,17 +518,32 @@ async function logReaches(
   cleanEnd: CleanEnd | undefined,
   bytes: number,
 ): Promise<boolean> {
-  if (segments.length !== 1) return segments.length > 1;
-  const segment = segments[0]!;
-  if (cleanEnd?.segment === segment.name) return cleanEnd.offset >= bytes;
-  const file = await fs.open(`${walDir}/${segment.name}`);
-  try {
-    const probe = new Uint8Array(4096);
-    const got = await file.readAt(Math.max(0, bytes - probe.length), probe);
-    return probe.subarray(0, Math.max(0, got)).some((b) => b !== 0);
-  } finally {
-    file.close();
+  // Segments grow from 1 MiB, so a second segment no longer means a large
+  // log: every segment but the newest counts as its file size (it was
+  // filled to about that before the roll), the newest as far as its data.
+  let before = 0;
+  for (let i = 0; i < segments.length; i++) {
+    const segment = segments[i]!;
+    const isLast = i === segments.length - 1;
+    const need = bytes - before;
+    if (need <= 0) return true;
+    if (isLast && cleanEnd?.segment === segment.name) {
+      return cleanEnd.offset >= need;
+    }
+    const file = await fs.open(`${walDir}/${segment.name}`);
+    try {
+      if (!isLast) {
+        before += await file.size();
+        continue;
+      }
+      const probe = new Uint8Array(4096);
+      const got = await file.readAt(Math.max(0, need - probe.length), probe);
+      return probe.subarray(0, Math.max(0, got)).some((b) => b !== 0);
+    } finally {
+      file.close();
+    }
   }
+  return before >= bytes;
 }
 
 /** Throws unless `header` is the segment header of `segment`, chained from the previous one. */

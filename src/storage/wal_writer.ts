@@ -3,6 +3,14 @@
  * the newest segment, rolling onto a fresh preallocated segment when a batch
  * does not fit, and the clean-close marker at a clean close.
  *
+ * Segments grow: segment `seq` is preallocated to `segmentCapacityBytes`
+ * (`FIRST_SEGMENT_BYTES` doubled `seq` times, at most `segmentBytes`) and the
+ * writer rolls when a batch would pass that size. A fresh or small store so
+ * takes about 1 MiB on disk instead of 64 MiB, and a busy one reaches full
+ * size after a few segments (1 + 2 + ... + 32 MiB = 63 MiB of log). Reading
+ * never needs a segment's size: it reads each file to its end, and a name
+ * does not encode the size.
+ *
  * The order of writes and syncs here is what `wal_tail.ts` relies on to tell
  * a torn write from corruption: a batch is written whole with one `writeAt`
  * and synced before the next starts; a new segment gets its header synced
@@ -26,17 +34,47 @@ import { frameBytes, type WalEncoder, type WalRecord } from "./wal_codec.ts";
 const PREALLOCATE_CHUNK_BYTES = 1024 * 1024;
 
 /**
+ * Preallocated size of the first segment (seq 0): small enough that an empty
+ * or small store takes about 1 MiB on disk (Deno KV takes ~36 KB for a few
+ * keys), large enough to hold many small batches before the first roll.
+ * Each next segment doubles, up to `segmentBytes`.
+ */
+export const FIRST_SEGMENT_BYTES = 1024 * 1024;
+
+/**
+ * Doublings counted at most: 2^20 × 1 MiB is past any real `segmentBytes`,
+ * and it keeps the shift below JavaScript's 32-bit limit.
+ */
+const MAX_SEGMENT_DOUBLINGS = 20;
+
+/**
+ * The preallocated size, and the size at which the writer rolls, of segment
+ * `seq`: `FIRST_SEGMENT_BYTES` doubled `seq` times, never above
+ * `segmentBytes` (so a `segmentBytes` of 1 MiB or less gives every segment
+ * that size, as before segments grew). A single batch larger than this is
+ * still written whole into one segment, which then grows past it.
+ */
+export function segmentCapacityBytes(
+  seq: number,
+  segmentBytes: number,
+): number {
+  const doublings = Math.min(Math.max(seq, 0), MAX_SEGMENT_DOUBLINGS);
+  return Math.min(segmentBytes, FIRST_SEGMENT_BYTES * 2 ** doublings);
+}
+
+/**
  * The next segment is prepared (zero-filled and synced, in the background)
  * once the current one is this full: early enough to be ready at the roll,
  * late enough that a fresh or small store does not compete with its own
- * fdatasyncs by writing 64 MiB of zeros (measured: a fresh store's single
- * writer ran at 82% of the disk's rate while that happened).
+ * fdatasyncs by writing the next segment's zeros (measured, when every
+ * segment was 64 MiB: a fresh store's single writer ran at 82% of the disk's
+ * rate while that happened).
  */
 const PREPARE_AT_FRACTION = 0.5;
 
 /** Options of the WAL writer. */
 export interface WalWriterOptions {
-  /** Segment size in bytes. */
+  /** Largest preallocated segment size in bytes (see `segmentCapacityBytes`). */
   segmentBytes: number;
   /** fdatasync each batch (false = `durability: "none"`). */
   sync: boolean;
@@ -146,7 +184,7 @@ export class WalWriter {
       if (record.kind === "write") lastRevision = record.revision;
     }
     if (
-      this.#offset + total > this.options.segmentBytes &&
+      this.#offset + total > this.#capacity() &&
       this.#offset > this.#headerBytes
     ) {
       await this.#roll(this.#lastRevision);
@@ -168,7 +206,7 @@ export class WalWriter {
     this.#lastRevision = lastRevision;
     if (
       this.#next === undefined &&
-      this.#offset >= this.options.segmentBytes * PREPARE_AT_FRACTION
+      this.#offset >= this.#capacity() * PREPARE_AT_FRACTION
     ) {
       // Prepare the next segment in the background, off the write path.
       const next = this.#prepare();
@@ -241,12 +279,24 @@ export class WalWriter {
     this.#crc = crc;
   }
 
-  /** Creates `next.tmp` zero-filled to the segment size (sparse without sync). */
+  /** Preallocated size of the current segment: the writer rolls past it. */
+  #capacity(): number {
+    return segmentCapacityBytes(this.#segment.seq, this.options.segmentBytes);
+  }
+
+  /**
+   * Creates `next.tmp` for segment seq+1, filled with real zeros to that
+   * segment's size and synced, so that appending into it changes no file
+   * metadata (sparse, by truncate, without sync: nothing is synced then).
+   */
   async #prepare(): Promise<StorageFile> {
     await this.fs.remove(this.#nextPath);
     const file = await this.fs.open(this.#nextPath, { createNew: true });
     try {
-      const size = this.options.segmentBytes;
+      const size = segmentCapacityBytes(
+        this.#segment.seq + 1,
+        this.options.segmentBytes,
+      );
       if (!this.options.sync) {
         await file.truncate(size);
         return file;
