@@ -1,0 +1,457 @@
+/**
+ * etcd's HTTP/JSON face (its grpc-gateway) on the gRPC port, as a thin
+ * translation onto the gRPC method table: `POST /v3/kv/put` parses the JSON
+ * body, turns it into a `PutRequest` (`fromJsonPutRequest`), encodes it,
+ * calls the `/etcdserverpb.KV/Put` method's `handle()` exactly as the gRPC
+ * transport would, decodes the response and writes it as grpc-gateway's
+ * JSON. No etcd semantics live here: every answer is the gRPC service's.
+ *
+ * Errors are written as etcd 3.4's gateway writes them: the HTTP status
+ * from the gRPC code by grpc-gateway v1's table ({@linkcode httpStatusOf},
+ * checked against etcd 3.4.23: FAILED_PRECONDITION is 412, OUT_OF_RANGE
+ * 400, NOT_FOUND 404) and the body `{"error":…,"message":…,"code":…}`. A
+ * body that is not JSON, or does not fit the message, is 400 with code 3;
+ * its text is revkv's JSON reader's, not Go's `encoding/json` words.
+ *
+ * Also served: `GET /version` and `GET /health` as etcd 3.4.23 prints them.
+ * Not yet: `/v3/watch`, `/v3/lease/keepalive`, `/v3/auth/*`,
+ * `/v3/maintenance/snapshot`, `/metrics`, and HTTP/2 (h2c) JSON requests.
+ *
+ * @module
+ */
+
+import type {
+  CallContext,
+  GrpcServiceTable,
+  UnaryMethod,
+} from "../wire/grpc_service.ts";
+import { GrpcError, GrpcStatus } from "../wire/grpc_service.ts";
+import * as json from "../wire/etcd_json.ts";
+import * as wire from "../wire/etcd_messages.ts";
+import { toGrpcError } from "./errors.ts";
+import { SERVER_VERSION } from "./maintenance.ts";
+import {
+  Http1Error,
+  Http1Reader,
+  type Http1Request,
+  writeResponse,
+} from "./http1.ts";
+
+/** etcd's cluster version (`etcdcluster` in /version) for a one-member 3.4 cluster. */
+export const CLUSTER_VERSION = "3.4.0";
+/** How long a keep-alive connection may sit idle between requests. */
+const IDLE_TIMEOUT_MS = 60_000;
+
+/** One JSON route: the gRPC method and the message codecs either side. */
+interface Route {
+  readonly grpcPath: string;
+  fromJson(body: unknown): Uint8Array;
+  toJson(response: Uint8Array): unknown;
+}
+
+function route<Req, Res>(
+  grpcPath: string,
+  fromJson: (body: unknown) => Req,
+  encode: (m: Req) => Uint8Array,
+  decode: (bytes: Uint8Array) => Res,
+  toJson: (m: Res) => unknown,
+): Route {
+  return {
+    grpcPath,
+    fromJson: (body) => encode(fromJson(body)),
+    toJson: (bytes) => toJson(decode(bytes)),
+  };
+}
+
+/** The unary routes by path after the version prefix (`/v3`, `/v3beta`, `/v3alpha`). */
+const ROUTES: ReadonlyMap<string, Route> = (() => {
+  const leaseRevoke = route(
+    "/etcdserverpb.Lease/LeaseRevoke",
+    json.fromJsonLeaseRevokeRequest,
+    wire.encodeLeaseRevokeRequest,
+    wire.decodeLeaseRevokeResponse,
+    json.toJsonLeaseRevokeResponse,
+  );
+  const leaseTimeToLive = route(
+    "/etcdserverpb.Lease/LeaseTimeToLive",
+    json.fromJsonLeaseTimeToLiveRequest,
+    wire.encodeLeaseTimeToLiveRequest,
+    wire.decodeLeaseTimeToLiveResponse,
+    json.toJsonLeaseTimeToLiveResponse,
+  );
+  const leaseLeases = route(
+    "/etcdserverpb.Lease/LeaseLeases",
+    json.fromJsonLeaseLeasesRequest,
+    wire.encodeLeaseLeasesRequest,
+    wire.decodeLeaseLeasesResponse,
+    json.toJsonLeaseLeasesResponse,
+  );
+  return new Map<string, Route>([
+    [
+      "/kv/range",
+      route(
+        "/etcdserverpb.KV/Range",
+        json.fromJsonRangeRequest,
+        wire.encodeRangeRequest,
+        wire.decodeRangeResponse,
+        json.toJsonRangeResponse,
+      ),
+    ],
+    [
+      "/kv/put",
+      route(
+        "/etcdserverpb.KV/Put",
+        json.fromJsonPutRequest,
+        wire.encodePutRequest,
+        wire.decodePutResponse,
+        json.toJsonPutResponse,
+      ),
+    ],
+    [
+      "/kv/deleterange",
+      route(
+        "/etcdserverpb.KV/DeleteRange",
+        json.fromJsonDeleteRangeRequest,
+        wire.encodeDeleteRangeRequest,
+        wire.decodeDeleteRangeResponse,
+        json.toJsonDeleteRangeResponse,
+      ),
+    ],
+    [
+      "/kv/txn",
+      route(
+        "/etcdserverpb.KV/Txn",
+        json.fromJsonTxnRequest,
+        wire.encodeTxnRequest,
+        wire.decodeTxnResponse,
+        json.toJsonTxnResponse,
+      ),
+    ],
+    [
+      "/kv/compaction",
+      route(
+        "/etcdserverpb.KV/Compact",
+        json.fromJsonCompactionRequest,
+        wire.encodeCompactionRequest,
+        wire.decodeCompactionResponse,
+        json.toJsonCompactionResponse,
+      ),
+    ],
+    [
+      "/lease/grant",
+      route(
+        "/etcdserverpb.Lease/LeaseGrant",
+        json.fromJsonLeaseGrantRequest,
+        wire.encodeLeaseGrantRequest,
+        wire.decodeLeaseGrantResponse,
+        json.toJsonLeaseGrantResponse,
+      ),
+    ],
+    ["/lease/revoke", leaseRevoke],
+    ["/kv/lease/revoke", leaseRevoke],
+    ["/lease/timetolive", leaseTimeToLive],
+    ["/kv/lease/timetolive", leaseTimeToLive],
+    ["/lease/leases", leaseLeases],
+    ["/kv/lease/leases", leaseLeases],
+    [
+      "/maintenance/status",
+      route(
+        "/etcdserverpb.Maintenance/Status",
+        json.fromJsonStatusRequest,
+        wire.encodeStatusRequest,
+        wire.decodeStatusResponse,
+        json.toJsonStatusResponse,
+      ),
+    ],
+    [
+      "/maintenance/defragment",
+      route(
+        "/etcdserverpb.Maintenance/Defragment",
+        json.fromJsonDefragmentRequest,
+        wire.encodeDefragmentRequest,
+        wire.decodeDefragmentResponse,
+        json.toJsonDefragmentResponse,
+      ),
+    ],
+    [
+      "/maintenance/hash",
+      route(
+        "/etcdserverpb.Maintenance/Hash",
+        json.fromJsonHashRequest,
+        wire.encodeHashRequest,
+        wire.decodeHashResponse,
+        json.toJsonHashResponse,
+      ),
+    ],
+    [
+      "/maintenance/alarm",
+      route(
+        "/etcdserverpb.Maintenance/Alarm",
+        json.fromJsonAlarmRequest,
+        wire.encodeAlarmRequest,
+        wire.decodeAlarmResponse,
+        json.toJsonAlarmResponse,
+      ),
+    ],
+    [
+      "/cluster/member/list",
+      route(
+        "/etcdserverpb.Cluster/MemberList",
+        json.fromJsonMemberListRequest,
+        wire.encodeMemberListRequest,
+        wire.decodeMemberListResponse,
+        json.toJsonMemberListResponse,
+      ),
+    ],
+  ]);
+})();
+
+const VERSION_PREFIXES = ["/v3alpha", "/v3beta", "/v3"];
+
+/**
+ * The HTTP status grpc-gateway v1 (the one in etcd 3.4) answers for a gRPC
+ * code (its `HTTPStatusFromCode`).
+ */
+export function httpStatusOf(code: number): number {
+  switch (code) {
+    case GrpcStatus.OK:
+      return 200;
+    case GrpcStatus.CANCELLED:
+      return 408;
+    case GrpcStatus.INVALID_ARGUMENT:
+    case GrpcStatus.OUT_OF_RANGE:
+      return 400;
+    case GrpcStatus.DEADLINE_EXCEEDED:
+      return 504;
+    case GrpcStatus.NOT_FOUND:
+      return 404;
+    case GrpcStatus.ALREADY_EXISTS:
+    case GrpcStatus.ABORTED:
+      return 409;
+    case GrpcStatus.PERMISSION_DENIED:
+      return 403;
+    case GrpcStatus.UNAUTHENTICATED:
+      return 401;
+    case GrpcStatus.RESOURCE_EXHAUSTED:
+      return 429;
+    case GrpcStatus.FAILED_PRECONDITION:
+      return 412;
+    case GrpcStatus.UNIMPLEMENTED:
+      return 501;
+    case GrpcStatus.UNAVAILABLE:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+/** What the gateway answers: a status and a JSON (or text) body. */
+export interface GatewayResponse {
+  /** HTTP status. */
+  readonly status: number;
+  /** `Content-Type`. */
+  readonly contentType: string;
+  /** The body text. */
+  readonly body: string;
+}
+
+/** Options of {@linkcode createGateway}. */
+export interface GatewayOptions {
+  /** The gRPC methods the gateway calls. */
+  methods: GrpcServiceTable;
+  /** The largest request body accepted (413 beyond it). */
+  maxBodyBytes: number;
+}
+
+/** The gateway: answers one request, and serves a whole HTTP/1.1 connection. */
+export interface Gateway {
+  /** Answers one parsed request. */
+  answer(
+    method: string,
+    target: string,
+    body: Uint8Array,
+    headers?: ReadonlyMap<string, string>,
+  ): Promise<GatewayResponse>;
+  /** Serves requests on `conn` (with `head` already read) until it closes. */
+  serveHttp1(conn: Deno.Conn, head: Uint8Array): Promise<void>;
+}
+
+function errorBody(code: number, message: string): GatewayResponse {
+  return {
+    status: httpStatusOf(code),
+    contentType: "application/json",
+    body: json.stringifyJson({ error: message, message, code }),
+  };
+}
+
+function text(status: number, body: string): GatewayResponse {
+  return { status, contentType: "text/plain; charset=utf-8", body };
+}
+
+/** Creates etcd's JSON gateway over `options.methods`. */
+export function createGateway(options: GatewayOptions): Gateway {
+  const { methods } = options;
+
+  const call = async (
+    grpcPath: string,
+    request: Uint8Array,
+    headers: ReadonlyMap<string, string>,
+  ): Promise<Uint8Array> => {
+    const method = methods.get(grpcPath);
+    if (method === undefined || method.kind !== "unary") {
+      throw new GrpcError(
+        GrpcStatus.UNIMPLEMENTED,
+        `unknown method ${grpcPath}`,
+      );
+    }
+    const metadata = new Map<string, string>();
+    const token = headers.get("authorization");
+    if (token !== undefined) metadata.set("token", token);
+    const context: CallContext = {
+      path: grpcPath,
+      metadata,
+      signal: new AbortController().signal,
+    };
+    return await (method as UnaryMethod).handle(request, context);
+  };
+
+  const health = async (
+    headers: ReadonlyMap<string, string>,
+  ): Promise<GatewayResponse> => {
+    // etcd 3.4's /health: a Range of "health" must succeed and no alarm may
+    // be raised; a NOSPACE alarm answers {"health":"false"}.
+    try {
+      const alarms = wire.decodeAlarmResponse(
+        await call(
+          "/etcdserverpb.Maintenance/Alarm",
+          wire.encodeAlarmRequest({ action: 0, memberID: 0n, alarm: 0 }),
+          headers,
+        ),
+      );
+      if (alarms.alarms.length > 0) return text(503, '{"health":"false"}');
+      await call(
+        "/etcdserverpb.KV/Range",
+        wire.encodeRangeRequest({ key: new TextEncoder().encode("health") }),
+        headers,
+      );
+      return text(200, '{"health":"true"}');
+    } catch {
+      return text(503, '{"health":"false"}');
+    }
+  };
+
+  const answer = async (
+    method: string,
+    target: string,
+    body: Uint8Array,
+    headers: ReadonlyMap<string, string> = new Map(),
+  ): Promise<GatewayResponse> => {
+    const path = target.split("?")[0] ?? target;
+    if (path === "/version") {
+      if (method !== "GET") return text(405, "Method Not Allowed\n");
+      return {
+        status: 200,
+        contentType: "application/json",
+        body: json.stringifyJson({
+          etcdserver: SERVER_VERSION,
+          etcdcluster: CLUSTER_VERSION,
+        }),
+      };
+    }
+    if (path === "/health") {
+      if (method !== "GET") return text(405, "Method Not Allowed\n");
+      return await health(headers);
+    }
+    let route: Route | undefined;
+    for (const prefix of VERSION_PREFIXES) {
+      if (path.startsWith(prefix + "/")) {
+        route = ROUTES.get(path.slice(prefix.length));
+        break;
+      }
+    }
+    if (route === undefined) return text(404, "Not Found\n");
+    if (method !== "POST") return text(405, "Method Not Allowed\n");
+    let request: Uint8Array;
+    try {
+      const source = new TextDecoder("utf-8", { fatal: true }).decode(body);
+      request = route.fromJson(
+        source.trim() === "" ? {} : json.parseJson(source),
+      );
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      return errorBody(GrpcStatus.INVALID_ARGUMENT, message);
+    }
+    try {
+      const response = await call(route.grpcPath, request, headers);
+      return {
+        status: 200,
+        contentType: "application/json",
+        body: json.stringifyJson(route.toJson(response)),
+      };
+    } catch (error) {
+      const grpc = toGrpcError(error);
+      return errorBody(grpc.code, grpc.message);
+    }
+  };
+
+  const serveHttp1 = async (conn: Deno.Conn, head: Uint8Array) => {
+    const reader = new Http1Reader(conn, head, options.maxBodyBytes);
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const armIdle = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        try {
+          conn.close();
+        } catch { /* gone */ }
+      }, IDLE_TIMEOUT_MS);
+    };
+    try {
+      for (;;) {
+        armIdle();
+        let request: Http1Request | undefined;
+        try {
+          request = await reader.next();
+        } catch (error) {
+          if (error instanceof Http1Error) {
+            const response = error.status === 413
+              ? errorBody(GrpcStatus.RESOURCE_EXHAUSTED, error.message)
+              : text(error.status, error.message + "\n");
+            await writeResponse(
+              conn,
+              error.status,
+              [["Content-Type", response.contentType]],
+              new TextEncoder().encode(response.body),
+              false,
+            );
+          }
+          return;
+        }
+        if (request === undefined) return;
+        clearTimeout(idle);
+        const response = await answer(
+          request.method,
+          request.target,
+          request.body,
+          request.headers,
+        );
+        await writeResponse(
+          conn,
+          response.status,
+          [["Content-Type", response.contentType]],
+          new TextEncoder().encode(response.body),
+          request.keepAlive,
+        );
+        if (!request.keepAlive) return;
+      }
+    } catch {
+      // The peer went away mid-response: nothing to answer.
+    } finally {
+      clearTimeout(idle);
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    }
+  };
+
+  return { answer, serveHttp1 };
+}
