@@ -206,6 +206,11 @@ const ROUTES: ReadonlyMap<string, Route> = (() => {
   ]);
 })();
 
+/** etcd's `AlarmType` names, by number, as `?exclude=` spells them. */
+const ALARM_NAMES = ["NONE", "NOSPACE", "CORRUPT"];
+/** etcd 3.4.23's unhealthy body: `http.Error` appends a newline. */
+const UNHEALTHY = '{"health":"false"}\n';
+
 const VERSION_PREFIXES = ["/v3alpha", "/v3beta", "/v3"];
 
 /**
@@ -259,7 +264,13 @@ export interface GatewayResponse {
 export interface GatewayOptions {
   /** The gRPC methods the gateway calls. */
   methods: GrpcServiceTable;
-  /** The largest request body accepted (413 beyond it). */
+  /**
+   * The largest encoded request the gRPC server takes (its
+   * `maxReceiveMessageBytes`): beyond it the gateway answers as etcd's
+   * does, 429 "grpc: received message larger than max (N vs. M)".
+   */
+  maxMessageBytes: number;
+  /** The largest HTTP body read at all (413 beyond it, before reading). */
   maxBodyBytes: number;
 }
 
@@ -317,9 +328,11 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   const health = async (
     headers: ReadonlyMap<string, string>,
+    excluded: ReadonlySet<string>,
   ): Promise<GatewayResponse> => {
     // etcd 3.4's /health: a Range of "health" must succeed and no alarm may
-    // be raised; a NOSPACE alarm answers {"health":"false"}.
+    // be raised (but those named in `?exclude=`); a NOSPACE alarm answers
+    // 503 {"health":"false"} with Go's http.Error newline.
     try {
       const alarms = wire.decodeAlarmResponse(
         await call(
@@ -328,7 +341,10 @@ export function createGateway(options: GatewayOptions): Gateway {
           headers,
         ),
       );
-      if (alarms.alarms.length > 0) return text(503, '{"health":"false"}');
+      for (const alarm of alarms.alarms) {
+        const name = ALARM_NAMES[alarm.alarm] ?? String(alarm.alarm);
+        if (!excluded.has(name)) return text(503, UNHEALTHY);
+      }
       await call(
         "/etcdserverpb.KV/Range",
         wire.encodeRangeRequest({ key: new TextEncoder().encode("health") }),
@@ -336,7 +352,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       );
       return text(200, '{"health":"true"}');
     } catch {
-      return text(503, '{"health":"false"}');
+      return text(503, UNHEALTHY);
     }
   };
 
@@ -360,7 +376,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
     if (path === "/health") {
       if (method !== "GET") return text(405, "Method Not Allowed\n");
-      return await health(headers);
+      const query = new URLSearchParams(target.slice(path.length + 1));
+      return await health(headers, new Set(query.getAll("exclude")));
     }
     let route: Route | undefined;
     for (const prefix of VERSION_PREFIXES) {
@@ -380,6 +397,12 @@ export function createGateway(options: GatewayOptions): Gateway {
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       return errorBody(GrpcStatus.INVALID_ARGUMENT, message);
+    }
+    if (request.length > options.maxMessageBytes) {
+      return errorBody(
+        GrpcStatus.RESOURCE_EXHAUSTED,
+        `grpc: received message larger than max (${request.length} vs. ${options.maxMessageBytes})`,
+      );
     }
     try {
       const response = await call(route.grpcPath, request, headers);

@@ -20,24 +20,32 @@ import { createGateway } from "./gateway.ts";
 /** etcd's `grpcOverheadBytes`: room for gRPC above `--max-request-bytes`. */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
 
+/**
+ * How much larger than the message limit an HTTP JSON body may be: base64
+ * alone makes bytes 4/3 larger, and a body is only refused unread (413)
+ * when it could not fit the limit at all; a body within it is decoded and
+ * then measured as etcd's gateway does.
+ */
+export const JSON_BODY_INFLATION = 8;
+
 /** Starts revkv's gRPC transport on `listener`. */
 export const startGrpcTransport: StartTransport = (
   listener,
   methods,
   limits,
 ) => {
-  // etcd's JSON gateway on the same port: HTTP/1.1 requests, bounded as
-  // gRPC messages are.
+  const maxMessageBytes = limits.maxRequestBytes + GRPC_OVERHEAD_BYTES;
+  // etcd's JSON gateway on the same port: HTTP/1.1 requests whose encoded
+  // message is bounded as a gRPC message is.
   const gateway = createGateway({
     methods,
-    maxBodyBytes: limits.maxRequestBytes + GRPC_OVERHEAD_BYTES,
+    maxMessageBytes,
+    maxBodyBytes: maxMessageBytes * JSON_BODY_INFLATION,
   });
   return serveGrpc({
     listener,
     methods,
-    limits: {
-      maxReceiveMessageBytes: limits.maxRequestBytes + GRPC_OVERHEAD_BYTES,
-    },
+    limits: { maxReceiveMessageBytes: maxMessageBytes },
     fallback: { http1: (conn, head) => gateway.serveHttp1(conn, head) },
   });
 };
