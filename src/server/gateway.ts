@@ -63,7 +63,7 @@ function route<Req, Res>(
   };
 }
 
-/** The unary routes by path after the version prefix (`/v3`, `/v3beta`, `/v3alpha`). */
+/** The unary routes by path after the version prefix (`/v3`, `/v3beta`). */
 const ROUTES: ReadonlyMap<string, Route> = (() => {
   const leaseRevoke = route(
     "/etcdserverpb.Lease/LeaseRevoke",
@@ -211,7 +211,8 @@ const ALARM_NAMES = ["NONE", "NOSPACE", "CORRUPT"];
 /** etcd 3.4.23's unhealthy body: `http.Error` appends a newline. */
 const UNHEALTHY = '{"health":"false"}\n';
 
-const VERSION_PREFIXES = ["/v3alpha", "/v3beta", "/v3"];
+/** etcd 3.4.23 serves its gateway under these (not /v3alpha: 404 there). */
+const VERSION_PREFIXES = ["/v3beta", "/v3"];
 
 /**
  * The HTTP status grpc-gateway v1 (the one in etcd 3.4) answers for a gRPC
@@ -380,13 +381,18 @@ export function createGateway(options: GatewayOptions): Gateway {
       return await health(headers, new Set(query.getAll("exclude")));
     }
     let route: Route | undefined;
+    let underPrefix = false;
     for (const prefix of VERSION_PREFIXES) {
       if (path.startsWith(prefix + "/")) {
+        underPrefix = true;
         route = ROUTES.get(path.slice(prefix.length));
         break;
       }
     }
-    if (route === undefined) return text(404, "Not Found\n");
+    // etcd's two 404s: its gateway's under /v3/, Go's ServeMux's elsewhere.
+    if (route === undefined) {
+      return text(404, underPrefix ? "Not Found\n" : "404 page not found\n");
+    }
     if (method !== "POST") return text(405, "Method Not Allowed\n");
     let request: Uint8Array;
     try {
