@@ -14,7 +14,10 @@
  * its text is revkv's JSON reader's, not Go's `encoding/json` words.
  *
  * Also served: `GET /version` and `GET /health` as etcd 3.4.23 prints them.
- * Not yet: `/v3/watch`, `/v3/lease/keepalive`, `/v3/auth/*`,
+ * Streams: `/v3/watch` and `/v3/lease/keepalive` take the request
+ * documents from the body and answer one `{"result":…}` line per response
+ * in a chunked body until the client goes away.
+ * Not yet: `/v3/auth/*`,
  * `/v3/maintenance/snapshot`, `/metrics`, and HTTP/2 (h2c) JSON requests.
  *
  * @module
@@ -31,9 +34,12 @@ import * as wire from "../wire/etcd_messages.ts";
 import { toGrpcError } from "./errors.ts";
 import { SERVER_VERSION } from "./maintenance.ts";
 import {
+  type ChunkedWriter,
   Http1Error,
   Http1Reader,
   type Http1Request,
+  startChunked,
+  statusText,
   writeResponse,
 } from "./http1.ts";
 
@@ -211,6 +217,94 @@ const ALARM_NAMES = ["NONE", "NOSPACE", "CORRUPT"];
 /** etcd 3.4.23's unhealthy body: `http.Error` appends a newline. */
 const UNHEALTHY = '{"health":"false"}\n';
 
+/** One streaming JSON route: a bidi gRPC method. */
+interface StreamRoute {
+  readonly grpcPath: string;
+  fromJson(body: unknown): Uint8Array;
+  toJson(response: Uint8Array): unknown;
+}
+
+/** The bidi routes: one request body opens the stream, responses are chunks. */
+const STREAM_ROUTES: ReadonlyMap<string, StreamRoute> = new Map([
+  [
+    "/watch",
+    route(
+      "/etcdserverpb.Watch/Watch",
+      json.fromJsonWatchRequest,
+      wire.encodeWatchRequest,
+      wire.decodeWatchResponse,
+      json.toJsonWatchResponse,
+    ),
+  ],
+  [
+    "/lease/keepalive",
+    route(
+      "/etcdserverpb.Lease/LeaseKeepAlive",
+      json.fromJsonLeaseKeepAliveRequest,
+      wire.encodeLeaseKeepAliveRequest,
+      wire.decodeLeaseKeepAliveResponse,
+      json.toJsonLeaseKeepAliveResponse,
+    ),
+  ],
+]);
+
+/**
+ * Splits a body of concatenated JSON documents (`{…} {…}`, as a streaming
+ * grpc-gateway request body is) into their texts.
+ * @throws {SyntaxError} when a document is cut off
+ */
+export function splitJsonDocuments(text: string): string[] {
+  const documents: string[] = [];
+  let depth = 0;
+  let start = -1;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === "\\") i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === " " || c === "\n" || c === "\r" || c === "\t") {
+      if (depth === 0 && start >= 0) {
+        documents.push(text.slice(start, i));
+        start = -1;
+      }
+      continue;
+    }
+    if (start < 0) start = i;
+    if (c === '"') inString = true;
+    else if (c === "{" || c === "[") depth++;
+    else if (c === "}" || c === "]") {
+      depth--;
+      if (depth === 0) {
+        documents.push(text.slice(start, i + 1));
+        start = -1;
+      }
+    }
+  }
+  if (start >= 0) {
+    if (depth > 0 || inString) throw new SyntaxError("unexpected EOF");
+    documents.push(text.slice(start));
+  }
+  return documents;
+}
+
+/** The streaming route for a request path, if it is one. */
+function streamRouteOf(path: string): StreamRoute | undefined {
+  for (const prefix of VERSION_PREFIXES) {
+    if (path.startsWith(prefix + "/")) {
+      return STREAM_ROUTES.get(path.slice(prefix.length));
+    }
+  }
+  return undefined;
+}
+
+/** Bytes read (and dropped) at a time while a stream watches for the client leaving. */
+const STREAM_DRAIN_BYTES = 4096;
+
+const utf8 = new TextEncoder();
+
 /** etcd 3.4.23 serves its gateway under these (not /v3alpha: 404 there). */
 const VERSION_PREFIXES = ["/v3beta", "/v3"];
 
@@ -357,6 +451,113 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
   };
 
+  const isStream = (path: string): boolean => streamRouteOf(path) !== undefined;
+
+  /**
+   * Serves a streaming route on `conn`: the body's documents are the
+   * requests, each response one `{"result":…}` line in a chunked body; the
+   * call runs until the method ends it or the client goes away (EOF).
+   */
+  const serveStream = async (
+    conn: Deno.Conn,
+    streamRoute: StreamRoute,
+    request: Http1Request,
+  ): Promise<void> => {
+    let requests: Uint8Array[];
+    try {
+      const source = new TextDecoder("utf-8", { fatal: true }).decode(
+        request.body,
+      );
+      requests = splitJsonDocuments(source).map((doc) =>
+        streamRoute.fromJson(json.parseJson(doc))
+      );
+    } catch (error) {
+      // etcd's gateway answers a bad first request as UNKNOWN, 500.
+      const message = error instanceof Error ? error.message : String(error);
+      const response = errorBody(GrpcStatus.UNKNOWN, message);
+      await writeResponse(
+        conn,
+        response.status,
+        [["Content-Type", response.contentType]],
+        utf8.encode(response.body),
+        false,
+      );
+      return;
+    }
+    const method = methods.get(streamRoute.grpcPath);
+    if (method === undefined || method.kind !== "bidi") return;
+    const gone = new AbortController();
+    // The client going away (EOF or a reset) ends the call.
+    void (async () => {
+      const scratch = new Uint8Array(STREAM_DRAIN_BYTES);
+      for (;;) {
+        const n = await conn.read(scratch).catch(() => null);
+        if (n === null) break;
+      }
+      gone.abort();
+    })();
+    const metadata = new Map<string, string>();
+    const token = request.headers.get("authorization");
+    if (token !== undefined) metadata.set("token", token);
+    const context: CallContext = {
+      path: streamRoute.grpcPath,
+      metadata,
+      signal: gone.signal,
+    };
+    async function* requestStream(): AsyncIterable<Uint8Array> {
+      yield* requests;
+      // The body is over but the stream is not: etcd's gateway keeps it
+      // open until the client disconnects.
+      if (!gone.signal.aborted) {
+        await new Promise((resolve) =>
+          gone.signal.addEventListener("abort", resolve, { once: true })
+        );
+      }
+    }
+    let writer: ChunkedWriter | undefined;
+    try {
+      await method.handle(requestStream(), {
+        send: async (bytes) => {
+          if (gone.signal.aborted) throw new Error("client went away");
+          writer ??= await startChunked(conn, 200, [[
+            "Content-Type",
+            "application/json",
+          ]], false);
+          const line = json.stringifyJson({
+            result: streamRoute.toJson(bytes),
+          });
+          await writer.write(utf8.encode(line + "\n"));
+        },
+      }, context);
+      if (writer !== undefined) await writer.end();
+    } catch (error) {
+      if (gone.signal.aborted) return;
+      const grpc = toGrpcError(error);
+      if (writer === undefined) {
+        const response = errorBody(grpc.code, grpc.message);
+        await writeResponse(
+          conn,
+          response.status,
+          [["Content-Type", response.contentType]],
+          utf8.encode(response.body),
+          false,
+        );
+      } else {
+        // grpc-gateway v1's in-stream error document.
+        const line = json.stringifyJson({
+          error: {
+            grpc_code: grpc.code,
+            http_code: httpStatusOf(grpc.code),
+            message: grpc.message,
+            http_status: statusText(httpStatusOf(grpc.code)),
+          },
+        });
+        await writer.write(utf8.encode(line + "\n"));
+        await writer.end();
+      }
+    }
+  };
+
   const answer = async (
     method: string,
     target: string,
@@ -390,10 +591,11 @@ export function createGateway(options: GatewayOptions): Gateway {
       }
     }
     // etcd's two 404s: its gateway's under /v3/, Go's ServeMux's elsewhere.
-    if (route === undefined) {
+    if (route === undefined && !isStream(path)) {
       return text(404, underPrefix ? "Not Found\n" : "404 page not found\n");
     }
     if (method !== "POST") return text(405, "Method Not Allowed\n");
+    if (route === undefined) return text(404, "Not Found\n");
     let request: Uint8Array;
     try {
       const source = new TextDecoder("utf-8", { fatal: true }).decode(body);
@@ -457,6 +659,11 @@ export function createGateway(options: GatewayOptions): Gateway {
         }
         if (request === undefined) return;
         clearTimeout(idle);
+        const streamRoute = streamRouteOf(request.target.split("?")[0] ?? "");
+        if (streamRoute !== undefined && request.method === "POST") {
+          await serveStream(conn, streamRoute, request);
+          return;
+        }
         const response = await answer(
           request.method,
           request.target,

@@ -254,6 +254,11 @@ const STATUS_TEXT: Record<number, string> = {
   504: "Gateway Timeout",
 };
 
+/** The reason phrase of an HTTP status ("Not Found"). */
+export function statusText(status: number): string {
+  return STATUS_TEXT[status] ?? "Status";
+}
+
 /** Writes all of `bytes` to `conn`. */
 export async function writeAll(
   conn: Deno.Conn,
