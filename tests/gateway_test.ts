@@ -186,6 +186,111 @@ Deno.test({
   }
 });
 
+/**
+ * Opens a gateway stream on `endpoint`, runs `during` once the first line
+ * came, reads `lines` lines, then goes away (cancels the body).
+ */
+async function streamLines(
+  endpoint: string,
+  path: string,
+  body: string,
+  lines: number,
+  during: () => Promise<void>,
+): Promise<{ status: number; lines: unknown[] }> {
+  const response = await fetch(endpoint + path, { method: "POST", body });
+  if (response.status !== 200) {
+    return { status: response.status, lines: [await response.json()] };
+  }
+  const reader = response.body!.pipeThrough(new TextDecoderStream())
+    .getReader();
+  let text = "";
+  const out: unknown[] = [];
+  let ran = false;
+  while (out.length < lines) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+    let newline;
+    while ((newline = text.indexOf("\n")) >= 0) {
+      out.push(JSON.parse(text.slice(0, newline)));
+      text = text.slice(newline + 1);
+    }
+    if (!ran && out.length > 0) {
+      ran = true;
+      await during();
+    }
+  }
+  await reader.cancel();
+  return { status: response.status, lines: out };
+}
+
+Deno.test({
+  name: "gateway: watch and keepalive streams answer as etcd 3.4's do",
+  ignore: etcdIgnore("the gateway stream differential test"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "revkv-gateway-" });
+  const etcd = await startEtcd();
+  const serve = await startServe(dataDir, ["--unsafe-no-fsync"]);
+  try {
+    for (const endpoint of [etcd.endpoint, serve.endpoint]) {
+      await post(
+        endpoint,
+        "/v3/kv/put",
+        JSON.stringify({ key: b64("w"), value: b64("0") }),
+      );
+      await post(
+        endpoint,
+        "/v3/lease/grant",
+        JSON.stringify({ ID: "5005", TTL: "60" }),
+      );
+    }
+    const cases: [string, string, number, string[]][] = [
+      // A watch from now, two puts while it runs.
+      ["/v3/watch", JSON.stringify({ create_request: { key: b64("w") } }), 3, [
+        JSON.stringify({ key: b64("w"), value: b64("1") }),
+        JSON.stringify({ key: b64("w"), value: b64("2") }),
+      ]],
+      // History from revision 2 (the first put).
+      [
+        "/v3/watch",
+        JSON.stringify({
+          create_request: { key: b64("w"), start_revision: "2" },
+        }),
+        2,
+        [],
+      ],
+      ["/v3/lease/keepalive", JSON.stringify({ ID: "5005" }), 1, []],
+      ["/v3/lease/keepalive", JSON.stringify({ ID: "6006" }), 1, []],
+      ["/v3/watch", '{"create_request":', 1, []],
+    ];
+    for (const [path, body, lines, puts] of cases) {
+      const answers = [];
+      for (const endpoint of [etcd.endpoint, serve.endpoint]) {
+        const answer = await streamLines(
+          endpoint,
+          path,
+          body,
+          lines,
+          async () => {
+            for (const put of puts) await post(endpoint, "/v3/kv/put", put);
+          },
+        );
+        answers.push({
+          status: answer.status,
+          lines: mask(answer.lines, answer.status !== 200),
+        });
+      }
+      assertEquals(answers[1], answers[0], `${path} ${body}`);
+    }
+  } finally {
+    await serve.stop();
+    await etcd.stop();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
 /** Writes `request` on a new socket and reads until the server closes it. */
 async function raw(address: string, request: Uint8Array): Promise<string> {
   const [hostname, port] = address.split(":");
