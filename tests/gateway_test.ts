@@ -410,3 +410,36 @@ Deno.test({
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "gateway: /health is false with a NOSPACE alarm, unless excluded",
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "revkv-gateway-" });
+  const serve = await startServe(dataDir, [
+    "--unsafe-no-fsync",
+    "--quota-backend-bytes=65536",
+  ]);
+  try {
+    let code = 0;
+    for (let i = 0; i < 64 && code === 0; i++) {
+      const answer = await post(
+        serve.endpoint,
+        "/v3/kv/put",
+        JSON.stringify({ key: b64(`k${i}`), value: b64("x".repeat(8192)) }),
+      );
+      code = (answer.body as { code?: number }).code ?? 0;
+    }
+    equal(code, 8); // RESOURCE_EXHAUSTED: the alarm is raised
+    const sick = await fetch(serve.endpoint + "/health");
+    equal(sick.status, 503);
+    equal(await sick.text(), '{"health":"false"}\n');
+    const excluded = await fetch(serve.endpoint + "/health?exclude=NOSPACE");
+    equal(excluded.status, 200);
+    equal(await excluded.text(), '{"health":"true"}');
+  } finally {
+    await serve.stop();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
