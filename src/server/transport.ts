@@ -2,7 +2,8 @@
  * The one place `serve` meets the gRPC transport (revkv's own HTTP/2 and
  * gRPC framing on Deno.listen, src/wire/grpc_server.ts): it starts the
  * transport on a listener with the services' method table and etcd's
- * message-size rule.
+ * message-size rule, and etcd's JSON gateway (./gateway.ts) as the
+ * HTTP/1.1 fallback on the same port.
  *
  * etcd's gRPC server accepts messages up to `--max-request-bytes` plus
  * `GRPC_OVERHEAD_BYTES` (its `grpcOverheadBytes`, 512 KiB): a request just
@@ -14,20 +15,37 @@
 
 import type { StartTransport } from "../cli/serve_command.ts";
 import { serveGrpc } from "../wire/grpc_server.ts";
+import { createGateway } from "./gateway.ts";
 
 /** etcd's `grpcOverheadBytes`: room for gRPC above `--max-request-bytes`. */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
+
+/**
+ * How much larger than the message limit an HTTP JSON body may be: base64
+ * alone makes bytes 4/3 larger, and a body is only refused unread (413)
+ * when it could not fit the limit at all; a body within it is decoded and
+ * then measured as etcd's gateway does.
+ */
+export const JSON_BODY_INFLATION = 8;
 
 /** Starts revkv's gRPC transport on `listener`. */
 export const startGrpcTransport: StartTransport = (
   listener,
   methods,
   limits,
-) =>
-  serveGrpc({
+) => {
+  const maxMessageBytes = limits.maxRequestBytes + GRPC_OVERHEAD_BYTES;
+  // etcd's JSON gateway on the same port: HTTP/1.1 requests whose encoded
+  // message is bounded as a gRPC message is.
+  const gateway = createGateway({
+    methods,
+    maxMessageBytes,
+    maxBodyBytes: maxMessageBytes * JSON_BODY_INFLATION,
+  });
+  return serveGrpc({
     listener,
     methods,
-    limits: {
-      maxReceiveMessageBytes: limits.maxRequestBytes + GRPC_OVERHEAD_BYTES,
-    },
+    limits: { maxReceiveMessageBytes: maxMessageBytes },
+    fallback: { http1: (conn, head) => gateway.serveHttp1(conn, head) },
   });
+};
