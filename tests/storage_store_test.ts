@@ -52,7 +52,7 @@ Deno.test("a second opener in the same process gets the lock error", async () =>
     } finally {
       await db.close();
     }
-    (await open(dir, { durability: "none" })).close();
+    await (await open(dir, { durability: "none" })).close();
   });
 });
 
