@@ -30,6 +30,13 @@ export {
   type ScanOptions,
   Store,
 } from "./src/store.ts";
+export type {
+  HashKvResponse,
+  KvStore,
+  MemberInfo,
+  MemberListResponse,
+  StatusResponse,
+} from "./src/store_api.ts";
 export {
   type Bytes,
   type CompactResponse,

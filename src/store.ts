@@ -50,7 +50,7 @@ import {
   toKeyValue,
   visitRange,
 } from "./mvcc/range.ts";
-import { CompactedError, errors } from "./mvcc/errors.ts";
+import { CompactedError, errors, FutureRevisionError } from "./mvcc/errors.ts";
 import { resolveBounds } from "./mvcc/key_bounds.ts";
 import {
   applyTxn,
@@ -158,23 +158,16 @@ export interface OpenOptions extends DataDirOptions {
   maxWriteBytesInFlight?: number;
 }
 
-/** Options of `compact`. */
-export interface CompactOptions {
-  /** Wait until the old revisions are reclaimed (etcdctl's `--physical`). */
-  physical?: boolean;
-}
-
-/** Options of `scan`: which keys, at which revision, in which order. */
-export interface ScanOptions extends KeySelector {
-  /** Read at this revision; 0 or absent reads at the current one. */
-  revision?: number;
-  /** Keys fetched from the engine per page (default 256). */
-  pageKeys?: number;
-  /** Iterate in descending key order. */
-  reverse?: boolean;
-  /** Yield keys without values. */
-  keysOnly?: boolean;
-}
+import type {
+  CompactOptions,
+  HashKvResponse,
+  KvStore,
+  MemberListResponse,
+  ScanOptions,
+  StatusResponse,
+} from "./store_api.ts";
+import { ETCD_API_VERSION } from "./store_api.ts";
+export type { CompactOptions, ScanOptions } from "./store_api.ts";
 
 /**
  * Store methods that are not public API: for revkv's tests and modules,
@@ -202,7 +195,7 @@ export let storeInternals: {
  * await db.close();
  * ```
  */
-export class Store {
+export class Store implements KvStore {
   readonly #mvcc: MvccStore;
   readonly #keyScratch = new ScratchEncoder();
   /** Read keys live only during the read: encoded into a reused buffer. */
@@ -648,6 +641,75 @@ export class Store {
       revision,
       compactRevision: this.#mvcc.compactRevision,
     };
+  }
+
+  /**
+   * etcd's Status for this store: it is its own leader, its raft index is
+   * its revision, its size is the state's size.
+   */
+  status(): Promise<StatusResponse> {
+    return this.#guard(() => {
+      const header = this.header();
+      const sizeBytes = this.stats().sizeBytes;
+      const memberId = BigInt.asUintN(64, header.memberId);
+      return Promise.resolve({
+        header,
+        version: ETCD_API_VERSION,
+        dbSizeBytes: sizeBytes,
+        dbSizeInUseBytes: sizeBytes,
+        leader: memberId,
+        raftIndex: header.revision,
+        raftTerm: header.raftTerm,
+        errors: this.alarms().map((name) =>
+          `memberID:${memberId} alarm:${name} `
+        ),
+      });
+    });
+  }
+
+  /**
+   * etcd's HashKV: the hash of {@linkcode Store.hash} at `revision` (0 or
+   * absent = current), with etcd's errors for a future or compacted one.
+   */
+  hashKv(revision = 0): Promise<HashKvResponse> {
+    return this.#guard(() => {
+      if (revision > this.revision) throw new FutureRevisionError();
+      if (revision > 0 && revision < this.compactRevision) {
+        throw new CompactedError(this.compactRevision);
+      }
+      const result = this.hash(revision > 0 ? revision : this.revision);
+      return Promise.resolve({
+        header: this.header(),
+        hash: result.hash,
+        compactRevision: result.compactRevision,
+      });
+    });
+  }
+
+  /** etcd's MemberList: an embedded store is one member, with no URLs. */
+  memberList(): Promise<MemberListResponse> {
+    const header = this.header();
+    return Promise.resolve({
+      header,
+      members: [{
+        id: BigInt.asUintN(64, header.memberId),
+        name: "default",
+        peerUrls: [],
+        clientUrls: [],
+        isLearner: false,
+      }],
+    });
+  }
+
+  /** The active alarms, as {@linkcode Store.alarms}, for the async API. */
+  alarmList(): Promise<string[]> {
+    return Promise.resolve(this.alarms());
+  }
+
+  /** Disarms every alarm, as {@linkcode Store.disarmAlarms}. */
+  alarmDisarm(): Promise<void> {
+    this.disarmAlarms();
+    return Promise.resolve();
   }
 
   /**

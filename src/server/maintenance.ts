@@ -41,9 +41,10 @@ import {
   wireHeader,
 } from "./method.ts";
 import { etcdGrpcError } from "./errors.ts";
+import { ETCD_API_VERSION } from "../store_api.ts";
 
 /** The server version Status reports: the etcd API revkv speaks. */
-export const SERVER_VERSION = "3.4.23";
+export const SERVER_VERSION = ETCD_API_VERSION;
 /** Bytes per Snapshot response: etcd's `snapshotSendBufferSize` (32 KiB). */
 export const SNAPSHOT_CHUNK_BYTES = 32 * 1024;
 /** etcdctl checks `size % 512 == 32` (its `hasChecksum`). */
