@@ -213,18 +213,19 @@ function restored(
   const { bytes, at } = layout(recs);
   recs.forEach((r, i) => {
     const a = at[i]!;
-    mvcc.restoreRecorded(
+    mvcc.restoreRecorded({
       bytes,
-      a.keyStart,
-      a.keyLength,
-      a.valueStart,
-      a.valueLength,
-      r.main,
-      r.sub,
-      r.create,
-      r.version,
-      r.lease,
-    );
+      keyStart: a.keyStart,
+      keyLength: a.keyLength,
+      valueStart: a.valueStart,
+      valueLength: a.valueLength,
+      main: r.main,
+      sub: r.sub,
+      createRevision: r.create,
+      version: r.version,
+      lease: r.lease,
+      adoptedChunk: -1,
+    });
   });
   // The restore copies: scribbling over the buffer changes nothing.
   bytes.fill(0xab);
@@ -890,7 +891,19 @@ Deno.test({
   // (or after `take` dropped the current one), so it pointed at no chunk.
   fn() {
     const mvcc = new MvccStore();
-    mvcc.restoreRecorded(new Uint8Array(0), 0, 0, 0, 0, 2, 0, 2, 1, 0n);
+    mvcc.restoreRecorded({
+      bytes: new Uint8Array(0),
+      keyStart: 0,
+      keyLength: 0,
+      valueStart: 0,
+      valueLength: 0,
+      main: 2,
+      sub: 0,
+      createRevision: 2,
+      version: 1,
+      lease: 0n,
+      adoptedChunk: -1,
+    });
     mvcc.restoreRevisions(2, -1);
     mvcc.check();
     assert.deepEqual(scan(mvcc, 2).map((s) => s.value), [new Uint8Array(0)]);

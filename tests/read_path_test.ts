@@ -162,18 +162,19 @@ Deno.test("a held KeyValue of a cold key never changes (engine level)", () => {
     const value = enc.encode(valueOf(i, 0));
     chunk.set(key, at);
     chunk.set(value, at + key.length);
-    mvcc.restoreRecorded(
-      chunk,
-      at,
-      key.length,
-      at + key.length,
-      value.length,
+    mvcc.restoreRecorded({
+      bytes: chunk,
+      keyStart: at,
+      keyLength: key.length,
+      valueStart: at + key.length,
+      valueLength: value.length,
       main,
-      0,
-      main,
-      1,
-      0n,
-    );
+      sub: 0,
+      createRevision: main,
+      version: 1,
+      lease: 0n,
+      adoptedChunk: -1,
+    });
     at += key.length + value.length;
     main++;
   }

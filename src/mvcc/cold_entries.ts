@@ -32,6 +32,7 @@
  * @module
  */
 
+import type { RecordedEntry } from "./recorded_entry.ts";
 import { ByteSlab } from "./byte_slab.ts";
 import { KeyIndex, type RevisionEntry } from "./key_index.ts";
 
@@ -107,27 +108,26 @@ export class ColdEntries {
   }
 
   /**
-   * Makes `handle` a cold key holding one put, copying the key
-   * (`bytes[keyStart, keyStart + keyLength)`) and the value
-   * (`bytes[valueStart, valueStart + valueLength)`). With `adopted` (a
-   * chunk number from `adoptChunk`, `bytes` being that chunk, the value
-   * right after the key), the bytes stay where they are. Returns false, and
+   * Makes `handle` a cold key holding the put `entry`, copying its key
+   * and value. With `entry.adoptedChunk` (a chunk number from
+   * `adoptChunk`, `entry.bytes` being that chunk, the value right after
+   * the key), the bytes stay where they are. Returns false, and
    * keeps nothing, when a revision or version does not fit the columns.
    */
-  add(
-    handle: number,
-    bytes: Uint8Array,
-    keyStart: number,
-    keyLength: number,
-    valueStart: number,
-    valueLength: number,
-    main: number,
-    sub: number,
-    createRevision: number,
-    version: number,
-    lease: bigint,
-    adopted = -1,
-  ): boolean {
+  add(handle: number, entry: RecordedEntry): boolean {
+    const {
+      bytes,
+      keyStart,
+      keyLength,
+      valueStart,
+      valueLength,
+      main,
+      sub,
+      createRevision,
+      version,
+      lease,
+      adoptedChunk: adopted,
+    } = entry;
     if (
       !(main > 0 && main <= U32_MAX && createRevision <= U32_MAX &&
         version <= U32_MAX && sub <= U32_MAX)

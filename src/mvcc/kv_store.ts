@@ -12,6 +12,7 @@
  * @module
  */
 
+import type { RecordedEntry } from "./recorded_entry.ts";
 import { BTreeIndex } from "../wasm/btree.ts";
 import { KeyIndex, type RevisionEntry } from "./key_index.ts";
 import { ByteSlab } from "./byte_slab.ts";
@@ -486,19 +487,8 @@ export class MvccStore {
    * (from `adoptRestoreChunk`, `bytes` being that chunk), a cold key's
    * bytes are not copied.
    */
-  restoreRecorded(
-    bytes: Uint8Array,
-    keyStart: number,
-    keyLength: number,
-    valueStart: number,
-    valueLength: number,
-    main: number,
-    sub: number,
-    createRevision: number,
-    version: number,
-    lease: bigint,
-    adoptedChunk = -1,
-  ): void {
+  restoreRecorded(entry: RecordedEntry): void {
+    const { bytes, keyStart, keyLength, valueStart, valueLength } = entry;
     let index = this.#restoring;
     if (
       index === undefined ||
@@ -521,20 +511,7 @@ export class MvccStore {
         else this.#indexes.claim(newHandle);
         this.#keyBytes += keyLength;
         if (
-          valueLength >= 0 && this.#cold.add(
-            newHandle,
-            bytes,
-            keyStart,
-            keyLength,
-            valueStart,
-            valueLength,
-            main,
-            sub,
-            createRevision,
-            version,
-            lease,
-            adoptedChunk,
-          )
+          valueLength >= 0 && this.#cold.add(newHandle, entry)
         ) {
           this.#entryCount++;
           this.#valueBytes += valueLength;
@@ -548,20 +525,20 @@ export class MvccStore {
       }
       this.#restoring = index;
     }
-    const entry: RevisionEntry = {
-      main,
-      sub,
-      createRevision,
-      version,
+    const revision: RevisionEntry = {
+      main: entry.main,
+      sub: entry.sub,
+      createRevision: entry.createRevision,
+      version: entry.version,
       value: valueLength < 0 ? null : this.#restoreSlab.copy(
         bytes,
         valueStart,
         valueStart + valueLength,
       ),
-      lease,
+      lease: entry.lease,
     };
-    index.restore(entry);
-    this.noteEntry(entry);
+    index.restore(revision);
+    this.noteEntry(revision);
   }
 
   /**

@@ -26,6 +26,10 @@
 import { denoFs, type StorageFs, unwrapFs } from "./fs.ts";
 import type { SnapshotStatus } from "./snapshot.ts";
 import type { RecordedEntrySink, WalRecord } from "./wal_codec.ts";
+import {
+  newRecordedEntry,
+  type RecordedEntry,
+} from "../mvcc/recorded_entry.ts";
 
 /** A change's key and value up to this size share a chunk with others. */
 export const REPLAY_CHUNK_BYTES = 64 * 1024;
@@ -166,18 +170,9 @@ export class ReplayBatchWriter implements RecordedEntrySink {
   }
 
   /** One change of the current write record: its bytes are copied into a chunk. */
-  restoreRecorded(
-    bytes: Uint8Array,
-    keyStart: number,
-    keyLength: number,
-    valueStart: number,
-    valueLength: number,
-    main: number,
-    sub: number,
-    createRevision: number,
-    version: number,
-    lease: bigint,
-  ): void {
+  restoreRecorded(entry: RecordedEntry): void {
+    const { bytes, keyStart, keyLength, valueStart, valueLength, lease } =
+      entry;
     const length = keyLength + Math.max(0, valueLength);
     if (this.#used + length > this.#chunk.length) {
       this.#chunk = new Uint8Array(Math.max(REPLAY_CHUNK_BYTES, length));
@@ -198,10 +193,10 @@ export class ReplayBatchWriter implements RecordedEntrySink {
     const f = this.#row();
     const rows = this.#rows;
     rows[f + KIND] = ROW_CHANGE;
-    rows[f + MAIN] = main;
-    rows[f + SUB] = sub;
-    rows[f + CREATE] = createRevision;
-    rows[f + VERSION] = version;
+    rows[f + MAIN] = entry.main;
+    rows[f + SUB] = entry.sub;
+    rows[f + CREATE] = entry.createRevision;
+    rows[f + VERSION] = entry.version;
     rows[f + CHUNK] = this.#chunks.length - 1;
     rows[f + OFFSET] = at;
     rows[f + KEY_LENGTH] = keyLength;
@@ -267,6 +262,7 @@ export function applyReplayBatch(
     );
   }
   const entries = target.entries;
+  const entry = newRecordedEntry();
   const chunkNumbers = batch.chunks.map((chunk) =>
     entries.adoptRestoreChunk(chunk)
   );
@@ -294,19 +290,18 @@ export function applyReplayBatch(
       const offset = rows[f + OFFSET]!;
       const keyLength = rows[f + KEY_LENGTH]!;
       const lease = rows[f + LEASE]!;
-      entries.restoreRecorded(
-        batch.chunks[chunk]!,
-        offset,
-        keyLength,
-        offset + keyLength,
-        rows[f + VALUE_LENGTH]!,
-        rows[f + MAIN]!,
-        rows[f + SUB]!,
-        rows[f + CREATE]!,
-        rows[f + VERSION]!,
-        lease < 0 ? 0n : batch.leases[lease]!,
-        chunkNumbers[chunk]!,
-      );
+      entry.bytes = batch.chunks[chunk]!;
+      entry.keyStart = offset;
+      entry.keyLength = keyLength;
+      entry.valueStart = offset + keyLength;
+      entry.valueLength = rows[f + VALUE_LENGTH]!;
+      entry.main = rows[f + MAIN]!;
+      entry.sub = rows[f + SUB]!;
+      entry.createRevision = rows[f + CREATE]!;
+      entry.version = rows[f + VERSION]!;
+      entry.lease = lease < 0 ? 0n : batch.leases[lease]!;
+      entry.adoptedChunk = chunkNumbers[chunk]!;
+      entries.restoreRecorded(entry);
     }
     while (next < records.length) target.record(records[next++]!.record);
   } finally {

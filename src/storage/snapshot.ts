@@ -31,6 +31,7 @@
  * @module
  */
 
+import { newRecordedEntry } from "../mvcc/recorded_entry.ts";
 import type { KeyIndex } from "../mvcc/key_index.ts";
 import type { MvccStore } from "../mvcc/kv_store.ts";
 import { crc32c } from "./crc32c.ts";
@@ -386,31 +387,30 @@ function restoreKeyBlocks(
   entries: RecordedEntrySink,
   found: { keys: number; entries: number },
 ): void {
+  const entry = newRecordedEntry();
+  entry.bytes = bytes;
   let p = start;
   while (p < end) {
     const keyLength = view.getUint32(p, true);
     const count = view.getUint32(p + 4, true);
-    const keyStart = p + 8;
+    entry.keyStart = p + 8;
+    entry.keyLength = keyLength;
     p += 8 + keyLength;
     for (let i = 0; i < count; i++) {
       const tombstone = (view.getUint32(p + 12, true) & 1) === 1;
       const valueLength = view.getUint32(p + 40, true);
       const leaseLo = view.getUint32(p + 32, true);
       const leaseHi = view.getUint32(p + 36, true);
-      entries.restoreRecorded(
-        bytes,
-        keyStart,
-        keyLength,
-        p + ENTRY_HEAD_BYTES,
-        tombstone ? -1 : valueLength,
-        getU64(view, p),
-        view.getUint32(p + 8, true),
-        getU64(view, p + 16),
-        getU64(view, p + 24),
-        leaseLo === 0 && leaseHi === 0
-          ? 0n
-          : BigInt.asIntN(64, view.getBigUint64(p + 32, true)),
-      );
+      entry.valueStart = p + ENTRY_HEAD_BYTES;
+      entry.valueLength = tombstone ? -1 : valueLength;
+      entry.main = getU64(view, p);
+      entry.sub = view.getUint32(p + 8, true);
+      entry.createRevision = getU64(view, p + 16);
+      entry.version = getU64(view, p + 24);
+      entry.lease = leaseLo === 0 && leaseHi === 0
+        ? 0n
+        : BigInt.asIntN(64, view.getBigUint64(p + 32, true));
+      entries.restoreRecorded(entry);
       p += ENTRY_HEAD_BYTES + valueLength;
       found.entries++;
     }

@@ -58,6 +58,10 @@
  * @module
  */
 
+import {
+  newRecordedEntry,
+  type RecordedEntry,
+} from "../mvcc/recorded_entry.ts";
 import type { RevisionEntry } from "../mvcc/key_index.ts";
 import { crc32c } from "./crc32c.ts";
 import { ByteSlab } from "../mvcc/byte_slab.ts";
@@ -557,20 +561,11 @@ export function decodeRecord(
 /** Where recovery puts the entries of write records (the engine). */
 export interface RecordedEntrySink {
   /** See `MvccStore.restoreRecorded`. */
-  restoreRecorded(
-    bytes: Uint8Array,
-    keyStart: number,
-    keyLength: number,
-    valueStart: number,
-    valueLength: number,
-    main: number,
-    sub: number,
-    createRevision: number,
-    version: number,
-    lease: bigint,
-    adoptedChunk?: number,
-  ): void;
+  restoreRecorded(entry: RecordedEntry): void;
 }
+
+/** The entry `restoreWriteChanges` refills for every change (synchronous use only). */
+const changeEntry: RecordedEntry = newRecordedEntry();
 
 /** The revision of a checked write frame's payload. */
 export function writeRecordRevision(
@@ -601,6 +596,10 @@ export function restoreWriteChanges(
 ): void {
   const revision = writeRecordRevision(view, at, length);
   const count = view.getUint32(at + 8, true);
+  const entry = changeEntry;
+  entry.bytes = bytes;
+  entry.main = revision;
+  entry.adoptedChunk = -1;
   let p = at + 16;
   const end = at + length;
   for (let i = 0; i < count; i++) {
@@ -614,18 +613,15 @@ export function restoreWriteChanges(
     if (keyAt + keyLength + valueLength > end) {
       throw new Error("wal: write record key/value past its end");
     }
-    sink.restoreRecorded(
-      bytes,
-      keyAt,
-      keyLength,
-      keyAt + keyLength,
-      tombstone ? -1 : valueLength,
-      revision,
-      view.getUint32(p, true),
-      getU64(view, p + 8),
-      getU64(view, p + 16),
-      getId(view, p + 24),
-    );
+    entry.keyStart = keyAt;
+    entry.keyLength = keyLength;
+    entry.valueStart = keyAt + keyLength;
+    entry.valueLength = tombstone ? -1 : valueLength;
+    entry.sub = view.getUint32(p, true);
+    entry.createRevision = getU64(view, p + 8);
+    entry.version = getU64(view, p + 16);
+    entry.lease = getId(view, p + 24);
+    sink.restoreRecorded(entry);
     p = keyAt + keyLength + valueLength;
   }
 }
