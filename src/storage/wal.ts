@@ -261,6 +261,11 @@ export interface WalReadResult {
  * the segment headers (segment headers are checked, not passed on).
  * Truncates a torn tail (see the module comment); throws
  * `WalCorruptionError` on corruption unless `repair` is set.
+ *
+ * Each segment is streamed (`LogReplay.stream`) up to the first frame it
+ * cannot accept; where that is not the clean end of the log, the segment
+ * is read whole and its stop judged (`judgeSegmentStop`): the end of the
+ * log, a torn tail to cut, or corruption.
  */
 export async function readWal(
   fs: StorageFs,
@@ -269,169 +274,297 @@ export async function readWal(
   onRecord: (record: WalRecord) => void,
   options: ReadWalOptions = {},
 ): Promise<WalReadResult> {
+  checkCleanEndSegment(walDir, segments, options.cleanEnd);
+  const replay = await LogReplay.start(fs, walDir, segments, onRecord, options);
+  const snapshotRevision = options.snapshotRevision ?? 0;
   let torn: TornTail | undefined;
   let tail: WalTail | undefined;
-  let records = 0;
-  // A segment's writes are all above its start revision.
-  let lastRevision = segments[0]?.startRevision ?? 0;
   let prevSegmentCrc: number | undefined;
-  const writes = options.writes;
-  const deliver: FrameSink = (bytes, view, type, at, length) => {
-    if (type === RecordType.write && writes !== undefined) {
-      const revision = writeRecordRevision(view, at, length);
-      lastRevision = revision;
-      if (writes.beginWrite(revision)) {
-        restoreWriteChanges(bytes, view, at, length, writes.entries);
-      }
-    } else {
-      const record = decodeRecord(bytes, view, type, at, length);
-      if (record.kind === "write") lastRevision = record.revision;
-      onRecord(record);
-    }
-    records++;
-  };
-  const slot = options.workerSlot ?? new ReplayWorkerSlot();
-  const worker = writes !== undefined && segments.length > 0 &&
-      await useReplayWorker(
-        fs,
-        options.replayWorker ?? "auto",
-        (bytes) => logReaches(fs, walDir, segments, options.cleanEnd, bytes),
-      )
-    ? slot.get()
-    : undefined;
-  const target: ReplayTarget | undefined = writes && {
-    beginWrite: (revision) => {
-      lastRevision = revision;
-      records++;
-      return writes.beginWrite(revision);
-    },
-    record: (record) => {
-      onRecord(record);
-      records++;
-    },
-    entries: writes.entries,
-  };
-  const newest = segments[segments.length - 1];
-  if (options.cleanEnd && options.cleanEnd.segment !== newest?.name) {
-    corrupt(
-      `${walDir}/${options.cleanEnd.segment}`,
-      options.cleanEnd.offset,
-      `the clean-close marker says the log ended here, but the newest ` +
-        `segment is ${newest?.name ?? "missing"}`,
-    );
-  }
   try {
     for (let i = 0; i < segments.length; i++) {
       const segment = segments[i]!;
       const isLast = i === segments.length - 1;
       const path = `${walDir}/${segment.name}`;
-      const cleanEnd = isLast && options.cleanEnd?.segment === segment.name
-        ? options.cleanEnd
-        : undefined;
-      // Fast path: stream the segment through a reused buffer, only up to the
-      // end of the log (segments are preallocated: most of the last one is
-      // zeros). It stops at the first frame it cannot accept; the whole file
-      // is then read and the decision below (end, torn tail or corruption)
-      // is made from there, exactly as if nothing had been streamed.
-      const streamed = worker !== undefined && target !== undefined
-        ? await streamSegmentInWorker(
-          worker,
-          { path, segment, isLast, cleanEnd, prevSegmentCrc },
-          (batch) => {
-            applyReplayBatch(batch, target);
-            options.progress?.(batch.offset, batch.size);
-          },
-          (c) => new WalCorruptionError(c.file, c.offset, c.reason),
-        )
-        : await streamSegment(
-          fs,
-          path,
-          segment,
-          isLast,
-          cleanEnd,
-          prevSegmentCrc,
-          deliver,
-          options.progress,
-        );
+      const streamed = await replay.stream(
+        path,
+        segment,
+        isLast,
+        prevSegmentCrc,
+      );
       if (
-        streamed.clean &&
-        !(isLast && lastRevision < (options.snapshotRevision ?? 0))
+        streamed.clean && !(isLast && replay.lastRevision < snapshotRevision)
       ) {
         tail = {
           segment,
           offset: streamed.offset,
           crc: streamed.crc,
-          lastRevision,
+          lastRevision: replay.lastRevision,
         };
         prevSegmentCrc = streamed.crc;
         continue;
       }
-      // The stream stopped at a frame it could not accept: read the whole
-      // segment, finish reading it, and judge the stop (wal_tail.ts).
-      const bytes = await fs.readFile(path);
-      const view = new DataView(
-        bytes.buffer,
-        bytes.byteOffset,
-        bytes.byteLength,
-      );
-      const stop = readToStop(
-        bytes,
-        view,
-        streamed,
+      const stop = await judgeSegmentStop(
+        fs,
         path,
         segment,
+        isLast,
+        streamed,
         prevSegmentCrc,
-        deliver,
-        options.progress,
+        replay,
+        options,
       );
-      if (stop === "headerless") {
-        if (!isLast || options.cleanEnd !== undefined) {
-          corrupt(path, 0, "missing segment header");
-        }
-        // A segment that never got its header: a roll cut short (only
-        // possible without fsync; a roll syncs the header before the name).
-        torn = { file: path, offset: 0, reason: "missing segment header" };
-        await fs.remove(path);
+      if (stop.kind === "headerless") {
+        torn = stop.torn;
         break;
       }
-      const { offset, crc, badFrame } = stop;
-      const verdict = judgeStop({
-        path,
-        bytes,
-        view,
-        offset,
-        crc,
-        badFrame,
-        isLast,
-        cleanEnd: options.cleanEnd,
-        lastRevision,
-        snapshotRevision: options.snapshotRevision ?? 0,
-      });
-      if (verdict.kind === "torn") {
-        torn = await cutTornTail(fs, path, bytes, offset, verdict);
-      } else if (verdict.kind === "corrupt") {
-        if (!options.repair) corrupt(path, offset, verdict.reason);
+      const { offset, crc } = stop;
+      tail = { segment, offset, crc, lastRevision: replay.lastRevision };
+      if (stop.kind === "corrupt") {
         return {
-          tail: { segment, offset, crc, lastRevision },
+          tail,
           torn,
           repaired: await cutForRepair(
             fs,
             walDir,
             path,
-            bytes,
+            stop.bytes,
             offset,
             segments.slice(i + 1),
           ),
-          records,
+          records: replay.records,
         };
       }
-      tail = { segment, offset, crc, lastRevision };
+      torn = stop.torn ?? torn;
       prevSegmentCrc = crc;
     }
   } finally {
-    if (slot !== options.workerSlot) slot.close();
+    replay.close();
   }
-  return { tail, torn, repaired: undefined, records };
+  return { tail, torn, repaired: undefined, records: replay.records };
+}
+
+/** The clean-close marker must name the newest segment, or the log is cut. */
+function checkCleanEndSegment(
+  walDir: string,
+  segments: readonly SegmentName[],
+  cleanEnd: CleanEnd | undefined,
+): void {
+  const newest = segments[segments.length - 1];
+  if (cleanEnd && cleanEnd.segment !== newest?.name) {
+    corrupt(
+      `${walDir}/${cleanEnd.segment}`,
+      cleanEnd.offset,
+      `the clean-close marker says the log ended here, but the newest ` +
+        `segment is ${newest?.name ?? "missing"}`,
+    );
+  }
+}
+
+/**
+ * Where the records of a log go while it is read, and how: decoded to
+ * `onRecord`, write records straight into `options.writes` (recovery), by
+ * a replay worker when the log is large. Counts the records and tracks the
+ * newest write revision (the evidence `wal_tail.ts` weighs).
+ */
+class LogReplay {
+  /** Newest write revision delivered (a segment's start revision before). */
+  lastRevision: number;
+  /** Records delivered. */
+  records = 0;
+  /** Delivers one checked frame of the read buffer. */
+  readonly deliver: FrameSink;
+  readonly #fs: StorageFs;
+  readonly #options: ReadWalOptions;
+  readonly #slot: ReplayWorkerSlot;
+  readonly #worker: Worker | undefined;
+  readonly #target: ReplayTarget | undefined;
+
+  /** A replay of `segments`, with a worker when `options` ask and it pays. */
+  static async start(
+    fs: StorageFs,
+    walDir: string,
+    segments: readonly SegmentName[],
+    onRecord: (record: WalRecord) => void,
+    options: ReadWalOptions,
+  ): Promise<LogReplay> {
+    const slot = options.workerSlot ?? new ReplayWorkerSlot();
+    const useWorker = options.writes !== undefined && segments.length > 0 &&
+      await useReplayWorker(
+        fs,
+        options.replayWorker ?? "auto",
+        (bytes) => logReaches(fs, walDir, segments, options.cleanEnd, bytes),
+      );
+    return new LogReplay(
+      fs,
+      segments[0]?.startRevision ?? 0,
+      onRecord,
+      options,
+      slot,
+      useWorker ? slot.get() : undefined,
+    );
+  }
+
+  private constructor(
+    fs: StorageFs,
+    firstRevision: number,
+    onRecord: (record: WalRecord) => void,
+    options: ReadWalOptions,
+    slot: ReplayWorkerSlot,
+    worker: Worker | undefined,
+  ) {
+    this.#fs = fs;
+    this.#options = options;
+    this.#slot = slot;
+    this.#worker = worker;
+    // A segment's writes are all above its start revision.
+    this.lastRevision = firstRevision;
+    const writes = options.writes;
+    this.deliver = (bytes, view, type, at, length) => {
+      if (type === RecordType.write && writes !== undefined) {
+        const revision = writeRecordRevision(view, at, length);
+        this.lastRevision = revision;
+        if (writes.beginWrite(revision)) {
+          restoreWriteChanges(bytes, view, at, length, writes.entries);
+        }
+      } else {
+        const record = decodeRecord(bytes, view, type, at, length);
+        if (record.kind === "write") this.lastRevision = record.revision;
+        onRecord(record);
+      }
+      this.records++;
+    };
+    this.#target = writes && {
+      beginWrite: (revision) => {
+        this.lastRevision = revision;
+        this.records++;
+        return writes.beginWrite(revision);
+      },
+      record: (record) => {
+        onRecord(record);
+        this.records++;
+      },
+      entries: writes.entries,
+    };
+  }
+
+  /**
+   * Streams one segment through a reused buffer (or the worker), only up
+   * to the end of the log: segments are preallocated, most of the last one
+   * is zeros. Stops at the first frame it cannot accept; the caller then
+   * judges that stop from the whole file, exactly as if nothing had been
+   * streamed.
+   */
+  stream(
+    path: string,
+    segment: SegmentName,
+    isLast: boolean,
+    prevSegmentCrc: number | undefined,
+  ): Promise<Streamed> {
+    const options = this.#options;
+    const cleanEnd = isLast && options.cleanEnd?.segment === segment.name
+      ? options.cleanEnd
+      : undefined;
+    const target = this.#target;
+    if (this.#worker !== undefined && target !== undefined) {
+      return streamSegmentInWorker(
+        this.#worker,
+        { path, segment, isLast, cleanEnd, prevSegmentCrc },
+        (batch) => {
+          applyReplayBatch(batch, target);
+          options.progress?.(batch.offset, batch.size);
+        },
+        (c) => new WalCorruptionError(c.file, c.offset, c.reason),
+      );
+    }
+    return streamSegment(
+      this.#fs,
+      path,
+      segment,
+      isLast,
+      cleanEnd,
+      prevSegmentCrc,
+      this.deliver,
+      options.progress,
+    );
+  }
+
+  /** Ends the worker unless the caller lent it. */
+  close(): void {
+    if (this.#slot !== this.#options.workerSlot) this.#slot.close();
+  }
+}
+
+/** How a segment that did not end cleanly while streaming ends. */
+type SegmentEnd =
+  /** A last segment that never got its header: removed (a cut roll). */
+  | { kind: "headerless"; torn: TornTail }
+  /** The log continues (or ends) at `offset`; `torn` when a tail was cut. */
+  | { kind: "end"; offset: number; crc: number; torn: TornTail | undefined }
+  /** Corruption at `offset`, and `repair` asked to cut there. */
+  | { kind: "corrupt"; offset: number; crc: number; bytes: Uint8Array };
+
+/**
+ * Reads a segment whole from where streaming stopped, delivering the rest
+ * of its frames, and judges the stop by `wal_tail.ts`'s rule: the end of
+ * the log, a torn tail (cut, its bytes kept aside), or corruption (thrown,
+ * or handed back for `repair`).
+ * @throws WalCorruptionError for corruption without `repair`.
+ */
+async function judgeSegmentStop(
+  fs: StorageFs,
+  path: string,
+  segment: SegmentName,
+  isLast: boolean,
+  streamed: Streamed,
+  prevSegmentCrc: number | undefined,
+  replay: LogReplay,
+  options: ReadWalOptions,
+): Promise<SegmentEnd> {
+  const bytes = await fs.readFile(path);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const stop = readToStop(
+    bytes,
+    view,
+    streamed,
+    path,
+    segment,
+    prevSegmentCrc,
+    replay.deliver,
+    options.progress,
+  );
+  if (stop === "headerless") {
+    if (!isLast || options.cleanEnd !== undefined) {
+      corrupt(path, 0, "missing segment header");
+    }
+    // A segment that never got its header: a roll cut short (only
+    // possible without fsync; a roll syncs the header before the name).
+    await fs.remove(path);
+    return {
+      kind: "headerless",
+      torn: { file: path, offset: 0, reason: "missing segment header" },
+    };
+  }
+  const { offset, crc, badFrame } = stop;
+  const verdict = judgeStop({
+    path,
+    bytes,
+    view,
+    offset,
+    crc,
+    badFrame,
+    isLast,
+    cleanEnd: options.cleanEnd,
+    lastRevision: replay.lastRevision,
+    snapshotRevision: options.snapshotRevision ?? 0,
+  });
+  if (verdict.kind === "corrupt") {
+    if (!options.repair) corrupt(path, offset, verdict.reason);
+    return { kind: "corrupt", offset, crc, bytes };
+  }
+  const torn = verdict.kind === "torn"
+    ? await cutTornTail(fs, path, bytes, offset, verdict)
+    : undefined;
+  return { kind: "end", offset, crc, torn };
 }
 
 /** Where reading a whole segment in memory stopped (see `readToStop`). */
