@@ -660,6 +660,8 @@ export class Store implements KvStore {
         leader: memberId,
         raftIndex: header.revision,
         raftTerm: header.raftTerm,
+        raftAppliedIndex: header.revision,
+        isLearner: false,
         errors: this.alarms().map((name) =>
           `memberID:${memberId} alarm:${name} `
         ),
