@@ -60,7 +60,7 @@ import {
 import { WalWriter } from "./wal_writer.ts";
 import { ReplayState } from "./replay_state.ts";
 import { WasmWalEncoder } from "./wasm_wal_encoder.ts";
-import { DEFAULT_SNAPSHOT_COUNT } from "./journal.ts";
+import { DEFAULT_SNAPSHOT_COUNT } from "./snapshot_keeper.ts";
 import { type DurableLease, segmentPreamble } from "./segment_preamble.ts";
 
 /** How the durable store syncs: every batch, or never (unsafe, for tests). */
