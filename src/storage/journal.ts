@@ -91,6 +91,8 @@ export interface JournalOptions {
   snapshotRevision: number;
   /** Live leases after recovery (the journal keeps them for segment preambles). */
   leases?: Map<bigint, DurableLease>;
+  /** Set when the disk was full at open: every append is refused with it. */
+  writesRefused?: Error;
 }
 
 interface Waiter {
@@ -119,7 +121,8 @@ export class WalJournal {
   #flushing = false;
   #idle: Promise<void> = Promise.resolve();
   #idleResolve: (() => void) | undefined;
-  #failed: StorageFailedError | undefined;
+  /** Fail-stop: the failure (or the full disk at open) every append gets. */
+  #failed: Error | undefined;
   #closing = false;
   /** What every new segment starts with: metadata, compaction, leases. */
   readonly #preamble: SegmentPreamble;
@@ -131,6 +134,7 @@ export class WalJournal {
   /** @param options what the journal needs. */
   constructor(options: JournalOptions) {
     this.#o = options;
+    this.#failed = options.writesRefused;
     this.#preamble = new SegmentPreamble(
       options.meta,
       options.mvcc.compactRevision,

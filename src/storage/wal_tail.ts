@@ -233,7 +233,13 @@ export async function keepAside(
     await fs.remove(`${dir}/${old}`);
   }
   const path = `${dir}/${name}`;
-  await fs.writeFile(path, bytes.subarray(from, to));
+  try {
+    await fs.writeFile(path, bytes.subarray(from, to));
+  } catch (error) {
+    // A full disk must not leave half a copy behind (nothing was cut yet).
+    await fs.remove(path).catch(() => {});
+    throw error;
+  }
   await fs.syncDir(dir);
   return path;
 }
