@@ -49,6 +49,12 @@ export interface PoolOptions {
   keepAliveTimeoutMs: number;
   /** Largest response message accepted. */
   maxReceiveMessageBytes?: number;
+  /**
+   * Whether watches and keep-alive streams wait and reopen while no
+   * endpoint answers (default true, as clientv3); false ends them with
+   * the dial error (a data dir's local endpoint: its owner is gone).
+   */
+  reopenStreams?: boolean;
 }
 
 /** Whether a call may be sent again after it may have reached a server. */
@@ -97,6 +103,11 @@ export class EndpointPool {
   get currentEndpoint(): Endpoint | undefined {
     const active = this.#active;
     return active && this.#options.endpoints[active.index];
+  }
+
+  /** Whether streams wait for an endpoint to answer again (see PoolOptions). */
+  get reopenStreams(): boolean {
+    return this.#options.reopenStreams ?? true;
   }
 
   /** Whether `close()` was called. */
