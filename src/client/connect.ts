@@ -33,10 +33,15 @@ export interface ConnectOptions {
   keepAliveTimeMs?: number;
   /** Fail over when a PING is unanswered this long (default 6000). */
   keepAliveTimeoutMs?: number;
-  /** Largest response message accepted, in bytes (default 4 MiB, as clientv3). */
+  /**
+   * Largest response message accepted, in bytes (default 2^31 - 1, as
+   * clientv3's `MaxCallRecvMsgSize`: a range answers with all its keys).
+   */
   maxReceiveMessageBytes?: number;
 }
 
+/** clientv3's default `MaxCallRecvMsgSize` (math.MaxInt32). */
+const DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = 2 ** 31 - 1;
 /** etcdctl's `--dial-timeout` default. */
 const DEFAULT_DIAL_TIMEOUT_MS = 2000;
 /** etcdctl's `--keepalive-time` default. */
@@ -71,7 +76,8 @@ export async function connect(options: ConnectOptions): Promise<RemoteStore> {
     keepAliveTimeMs: options.keepAliveTimeMs ?? DEFAULT_KEEPALIVE_TIME_MS,
     keepAliveTimeoutMs: options.keepAliveTimeoutMs ??
       DEFAULT_KEEPALIVE_TIMEOUT_MS,
-    maxReceiveMessageBytes: options.maxReceiveMessageBytes,
+    maxReceiveMessageBytes: options.maxReceiveMessageBytes ??
+      DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
   });
   try {
     await pool.client();
