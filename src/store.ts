@@ -1154,6 +1154,12 @@ export function open(
   path: string,
   options: OpenOptions & { whenLocked: "connect" },
 ): Promise<KvStore>;
+/**
+ * Opens a store: in memory without a path, durable in the data dir `path`
+ * (see the first signature for `whenLocked: "connect"`).
+ *
+ * @throws LockedError when another process (or store) holds the data dir.
+ */
 export function open(path?: string, options?: OpenOptions): Promise<Store>;
 export async function open(
   path?: string,
