@@ -7,7 +7,7 @@
  * @module
  */
 
-import { open, type Store } from "../../mod.ts";
+import { type KvStore, open } from "../../mod.ts";
 import {
   CliExit,
   EXIT_BAD_ARGS,
@@ -37,8 +37,11 @@ export interface CliIO {
    * commands that never read stdin should not pay at start-up.
    */
   stdin?: ReadableStream<Uint8Array> | (() => ReadableStream<Uint8Array>);
-  /** Use this store instead of opening `--data-dir` (tests: one in-memory store). */
-  store?: Store;
+  /**
+   * Use this store instead of opening `--data-dir` or connecting to
+   * `--endpoints` (tests: one in-memory store).
+   */
+  store?: KvStore;
   /** Environment (`ETCDCTL_*` flags); absent: none. */
   env?: Record<string, string>;
   /** Aborted on Ctrl-C: ends `watch` and `lease keep-alive` cleanly. */
@@ -224,7 +227,7 @@ export class CommandContext extends FlagView {
   /** Standard input, line by line. */
   readonly stdin: LineReader;
   #printer: Printer | undefined;
-  #store: Store | undefined;
+  #store: KvStore | undefined;
   #ownStore = false;
 
   constructor(
@@ -268,7 +271,7 @@ export class CommandContext extends FlagView {
    * not silently start an empty store).
    * @throws CliExit 2 when the store cannot be opened, or in remote mode.
    */
-  async store(options: { create?: boolean } = {}): Promise<Store> {
+  async store(options: { create?: boolean } = {}): Promise<KvStore> {
     this.printer();
     if (this.#store) return this.#store;
     if (this.io.store) return this.#store = this.io.store;
@@ -343,6 +346,16 @@ export class CommandContext extends FlagView {
   endpointName(): string {
     if (this.io.store) return "embedded";
     return this.string("data-dir", DEFAULT_DATA_DIR) || DEFAULT_DATA_DIR;
+  }
+
+  /**
+   * The stores the endpoint commands (`endpoint status|health|hashkv`,
+   * `defrag`) address one by one, with the names they print: the one store
+   * in embedded mode (named as {@linkcode endpointName}), one connection
+   * per endpoint in remote mode, as etcdctl asks each endpoint itself.
+   */
+  async endpointStores(): Promise<{ endpoint: string; store: KvStore }[]> {
+    return [{ endpoint: this.endpointName(), store: await this.store() }];
   }
 
   /** Closes the store if this context opened it. */
