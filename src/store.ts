@@ -21,7 +21,8 @@
  * reclaims in bounded background steps (src/store/compaction.ts). Leases
  * carry wall-clock deadlines through the WAL; `open()` revokes the ones
  * that expired while the store was closed before it resolves. A journal
- * failure stops writes (fail-stop); reads go on.
+ * failure stops writes (fail-stop); reads go on. So does a full disk at
+ * open, when recovery needed no writes (`RecoveryReport.writesRefused`).
  *
  * @module
  */
@@ -245,6 +246,9 @@ export class Store implements KvStore {
       () => journal?.compactionHeld === true,
     );
     this.#recovery = durable?.report;
+    // A full disk at open: reads are served, writes refused (and NOSPACE).
+    const writesRefused = durable?.report.writesRefused;
+    if (writesRefused) this.#writer.refuseWrites(writesRefused);
     this.#clusterId = durable?.meta.clusterId ?? randomId();
     this.#memberId = durable?.meta.memberId ?? randomId();
     this.#raftTerm = durable?.meta.term ?? 2;
@@ -660,6 +664,8 @@ export class Store implements KvStore {
         leader: memberId,
         raftIndex: header.revision,
         raftTerm: header.raftTerm,
+        raftAppliedIndex: header.revision,
+        isLearner: false,
         errors: this.alarms().map((name) =>
           `memberID:${memberId} alarm:${name} `
         ),
@@ -776,9 +782,15 @@ export class Store implements KvStore {
     return { header: this.header() };
   }
 
-  /** Active alarms (etcd's `alarm list`): `["NOSPACE"]` when over quota. */
+  /**
+   * Active alarms (etcd's `alarm list`): `["NOSPACE"]` when over quota, or
+   * when the store was opened on a full disk (see
+   * `RecoveryReport.writesRefused`; that one lasts until a reopen).
+   */
   alarms(): string[] {
-    return this.#alarmNoSpace ? ["NOSPACE"] : [];
+    return this.#alarmNoSpace || this.#recovery?.writesRefused !== undefined
+      ? ["NOSPACE"]
+      : [];
   }
 
   /**
