@@ -283,13 +283,32 @@ Deno.test("cli embedded mode keeps data in --data-dir across invocations and nam
       await held.close();
     }
 
+    // Remote mode where no server listens: etcdctl's words and exit code.
     err = "";
-    const remote = await runCli(["--endpoints=127.0.0.1:1", "get", "k"], {
-      stdout: sink,
-      stderr,
-    });
-    equal(remote, 2);
-    match(err, /remote mode .* not available yet/);
+    const remote = await runCli(
+      ["--endpoints=127.0.0.1:1", "--dial-timeout=200ms", "get", "k"],
+      { stdout: sink, stderr },
+    );
+    equal(remote, 1);
+    equal(err, "Error: context deadline exceeded\n");
+    err = "";
+    equal(
+      await runCli(["--endpoints=", "get", "k"], { stdout: sink, stderr }),
+      2,
+    );
+    equal(err, "Error: etcdclient: no available endpoints\n");
+    // TLS or a login asked for is refused, never sent in plain text.
+    for (const flag of ["--cacert=ca.pem", "--user=root:pw"]) {
+      err = "";
+      equal(
+        await runCli(["--endpoints=127.0.0.1:1", flag, "get", "k"], {
+          stdout: sink,
+          stderr,
+        }),
+        2,
+      );
+      match(err, /^Error: --(cacert|user) is not supported: revkv's client/);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

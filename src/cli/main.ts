@@ -57,7 +57,7 @@ export type { CliIO, CliWriter } from "./context.ts";
 /**
  * etcdctl's global flags, and `--data-dir` for embedded mode. The TLS and
  * auth flags are accepted for compatibility and have no effect in embedded
- * mode.
+ * mode; in remote mode they are refused (revkv's client has neither).
  */
 export const GLOBAL_FLAGS: FlagSpec[] = [
   {
