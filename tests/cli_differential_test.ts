@@ -1,7 +1,9 @@
 /**
  * The CLI against etcdctl: each scenario runs the same commands through
- * real etcdctl on a fresh real etcd and through `runCli` on a fresh
- * in-memory store, and compares stdout, stderr and exit codes after masking
+ * real etcdctl on a fresh real etcd and through `runCli` three times — on
+ * a fresh in-memory store, on a fresh `--data-dir`, and in remote mode with
+ * `--endpoints` at a second fresh real etcd (revkv's client against etcd's
+ * server) — and compares stdout, stderr and exit codes after masking
  * what legitimately differs (cluster/member IDs, raft term, lease IDs —
  * mapped to `<lease#n>` in order of appearance — and etcdctl's client log
  * lines).
@@ -21,8 +23,10 @@ interface Step {
   args: string[];
   /** Text on stdin. */
   stdin?: string;
-  /** Run only against the in-memory store (for a known durable-store bug). */
-  memoryOnly?: boolean;
+  /** Not run on the `--data-dir` side (for a known durable-store bug). */
+  skipDataDir?: boolean;
+  /** Not run on the remote side, with the reason (revkv lacks something). */
+  skipRemote?: string;
   /** Extra masking for this step (e.g. remaining TTLs). */
   mask?: (text: string) => string;
 }
@@ -143,13 +147,18 @@ function dropRevkvLines(args: string[], stdout: string): string {
   return stdout.replace(line, "");
 }
 
+/** etcdctl's client flags as `runCtl` gives them, for revkv's remote side. */
+const CLIENT_FLAGS = ["--dial-timeout=5s", "--command-timeout=10s"];
+
 /**
- * Runs `steps` through etcdctl and through revkv twice: on one in-memory
- * store shared by all steps, and in embedded mode on a fresh `--data-dir`
- * that every step opens and closes (as separate CLI processes would).
+ * Runs `steps` through etcdctl and through revkv three times: on one
+ * in-memory store shared by all steps, in embedded mode on a fresh
+ * `--data-dir` that every step opens and closes (as separate CLI processes
+ * would), and in remote mode against a second fresh etcd.
  */
 async function compareScenario(steps: Step[]): Promise<void> {
   const etcd: EtcdOracle = await startEtcd();
+  const remote: EtcdOracle = await startEtcd();
   const store = await open();
   const dir = await Deno.makeTempDir({ prefix: "revkv_cli_diff_" });
   // A running etcd is an existing (empty) store: create the data dir's
@@ -192,6 +201,14 @@ async function compareScenario(steps: Step[]): Promise<void> {
         "revkv (--data-dir)",
         ourSide([`--data-dir=${dir}/data`], `${dir}/data`, `${dir}/dir.snap`),
       ],
+      [
+        REMOTE,
+        ourSide(
+          [`--endpoints=${remote.endpoint}`, ...CLIENT_FLAGS],
+          remote.endpoint,
+          `${dir}/remote.snap`,
+        ),
+      ],
     ];
     const mismatches: string[] = [];
     for (const step of steps) {
@@ -200,7 +217,8 @@ async function compareScenario(steps: Step[]): Promise<void> {
         step,
       );
       for (const [name, side] of ours) {
-        if (step.memoryOnly && name !== "revkv (memory)") continue;
+        if (step.skipDataDir && name === "revkv (--data-dir)") continue;
+        if (step.skipRemote && name === REMOTE) continue;
         if (Deno.env.get("REVKV_DIFF_DEBUG")) {
           console.error(name, step.args.join(" "));
         }
@@ -230,9 +248,13 @@ async function compareScenario(steps: Step[]): Promise<void> {
   } finally {
     await store.close();
     await etcd.stop();
+    await remote.stop();
     await Deno.remove(dir, { recursive: true });
   }
 }
+
+/** The side that runs revkv's CLI with `--endpoints` at a real etcd. */
+const REMOTE = "revkv (--endpoints, real etcd)";
 
 const ignore = etcdIgnore("CLI differential tests");
 const FORMATS = ["simple", "json", "fields", "table"];
@@ -380,7 +402,7 @@ Deno.test({
       // In memory only: on a durable store `compact(rev, { physical: true })`
       // never resolves yet (store bug reported; the CLI gives up after
       // --command-timeout with "context deadline exceeded").
-      { args: ["compaction", "4", "--physical"], memoryOnly: true },
+      { args: ["compaction", "4", "--physical"], skipDataDir: true },
       { args: ["get", "k", "--rev=2"] },
       { args: ["get", "k", "--rev=4", "-w", "json"] },
       { args: ["get", "k", "-w", "json"] },
@@ -596,14 +618,22 @@ async function until(done: () => boolean): Promise<void> {
   }
 }
 
+/** Where revkv's CLI runs a watch: a store handed in, or global flags. */
+interface OurWatchSide {
+  /** Flags before the command (`--endpoints=…` for the remote side). */
+  flags: string[];
+  /** The store handed to `runCli`, if any. */
+  store?: Store;
+}
+
 /**
- * Runs `etcdctl watch <args>` and `runCli(["watch", ...args])` while
- * `writes` are applied on each side (after `delayMs`), stops both once
- * their output contains `sentinel`, and compares the outputs.
+ * Runs `etcdctl watch <args>` and `runCli(["watch", ...args])` on each of
+ * `sides` while `writes` are applied on each (after `delayMs`), stops each
+ * once its output contains `sentinel`, and compares the outputs.
  */
 async function compareWatch(
   etcd: EtcdOracle,
-  store: Store,
+  sides: OurWatchSide[],
   args: string[],
   writes: string[][],
   sentinel: string,
@@ -633,28 +663,38 @@ async function compareWatch(
     await reading;
   }
 
-  const controller = new AbortController();
-  let ours = "";
-  const running = runCli(["watch", ...args], {
-    stdout: {
-      write: (p) => (ours += decoder.decode(p), p.length),
-    },
-    stderr: { write: (p) => p.length },
-    store,
-    signal: controller.signal,
-  });
-  await new Promise((r) => setTimeout(r, 50));
-  const sink = { write: (p: Uint8Array) => p.length };
-  for (const w of writes) {
-    await runCli(w, { stdout: sink, stderr: sink, store });
-  }
-  await until(() => ours.includes(sentinel));
-  controller.abort();
-  equal(await running, 0);
   const mask = (s: string) =>
     s.replace(/"(cluster_id|member_id|raft_term)":\d+/g, '"$1":X')
       .replace(/"(ClusterID|MemberID|RaftTerm)" : \d+/g, '"$1" : X');
-  equal(mask(ours), mask(theirs), `watch ${args.join(" ")}`);
+  for (const side of sides) {
+    const controller = new AbortController();
+    let ours = "";
+    const running = runCli([...side.flags, "watch", ...args], {
+      stdout: {
+        write: (p) => (ours += decoder.decode(p), p.length),
+      },
+      stderr: { write: (p) => p.length },
+      store: side.store,
+      signal: controller.signal,
+    });
+    await new Promise((r) => setTimeout(r, Math.max(50, delayMs)));
+    const sink = { write: (p: Uint8Array) => p.length };
+    for (const w of writes) {
+      await runCli([...side.flags, ...w], {
+        stdout: sink,
+        stderr: sink,
+        store: side.store,
+      });
+    }
+    await until(() => ours.includes(sentinel));
+    controller.abort();
+    equal(await running, 0);
+    equal(
+      mask(ours),
+      mask(theirs),
+      `watch ${args.join(" ")} (${side.store ? "memory" : side.flags[0]})`,
+    );
+  }
 }
 
 Deno.test({
@@ -664,8 +704,13 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const etcd = await startEtcd();
+    const remote = await startEtcd();
     const store = await open();
     const sink = { write: (p: Uint8Array) => p.length };
+    const sides: OurWatchSide[] = [
+      { flags: [], store },
+      { flags: [`--endpoints=${remote.endpoint}`, ...CLIENT_FLAGS] },
+    ];
     try {
       const history = [
         ["put", "w/a", "1"],
@@ -677,12 +722,18 @@ Deno.test({
       ];
       for (const w of history) {
         await etcd.ctl(w);
-        await runCli(w, { stdout: sink, stderr: sink, store });
+        for (const side of sides) {
+          await runCli([...side.flags, ...w], {
+            stdout: sink,
+            stderr: sink,
+            store: side.store,
+          });
+        }
       }
       // History replays: one merged response, as etcd sends it.
       await compareWatch(
         etcd,
-        store,
+        sides,
         ["w/", "--prefix", "--rev=1"],
         [],
         "w/end",
@@ -690,7 +741,7 @@ Deno.test({
       );
       await compareWatch(
         etcd,
-        store,
+        sides,
         ["w/", "--prefix", "--rev=2", "--prev-kv", "-w", "json"],
         [],
         "dy9lbmQ=",
@@ -698,7 +749,7 @@ Deno.test({
       );
       await compareWatch(
         etcd,
-        store,
+        sides,
         ["w/a", "w/z", "--rev=3", "-w", "fields"],
         [],
         '"w/end"',
@@ -707,7 +758,7 @@ Deno.test({
       // Live events: one response per revision.
       await compareWatch(
         etcd,
-        store,
+        sides,
         ["live", "--prev-kv", "-w", "json"],
         [["put", "live", "1"], ["put", "live", "2"], ["del", "live"], [
           "put",
@@ -719,7 +770,7 @@ Deno.test({
       );
       await compareWatch(
         etcd,
-        store,
+        sides,
         ["l", "--prefix", "--hex"],
         [["put", "l1", "x"], ["del", "l1"], ["put", "lz", "end"]],
         "\\x65\\x6e\\x64",
@@ -728,6 +779,7 @@ Deno.test({
     } finally {
       await store.close();
       await etcd.stop();
+      await remote.stop();
     }
   },
 });
@@ -740,6 +792,12 @@ const maskShape = (s: string) =>
     .replace(/\b[0-9a-f]{8,16}\b/g, "H")
     .replace(/\d+(\.\d+)?\s?(ns|µs|ms|s|B|kB|MB)\b/g, "Q")
     .replace(/-?\d+/g, "N");
+
+/**
+ * A snapshot saved from a real etcd is etcd's bolt database, which revkv's
+ * `snapshot status` does not read (it reads revkv's snapshot format).
+ */
+const BOLT = "snapshot status reads revkv snapshots, not etcd's bolt files";
 
 Deno.test({
   name: "cli maintenance commands print in etcdctl's shapes",
@@ -768,16 +826,140 @@ Deno.test({
       { args: ["defrag"] },
       { args: ["snapshot", "save"] },
       { args: ["snapshot", "save", "$FILE"] },
-      { args: ["snapshot", "status", "$FILE"], mask: maskShape },
-      { args: ["snapshot", "status", "$FILE", "-w", "json"], mask: maskShape },
+      {
+        args: ["snapshot", "status", "$FILE"],
+        mask: maskShape,
+        skipRemote: BOLT,
+      },
+      {
+        args: ["snapshot", "status", "$FILE", "-w", "json"],
+        mask: maskShape,
+        skipRemote: BOLT,
+      },
       {
         args: ["snapshot", "status", "$FILE", "-w", "fields"],
         mask: maskShape,
+        skipRemote: BOLT,
       },
       { args: ["snapshot", "status", "nope.snap"] },
       { args: ["snapshot", "status"] },
       { args: ["snapshot", "restore"] },
       { args: ["get", "", "--prefix"] },
     ]);
+  },
+});
+
+/** A loopback port nothing listens on (the OS's pick, closed again). */
+function closedPort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** Runs real etcdctl with exactly `args` and `env` (no endpoint added). */
+async function etcdctlRaw(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<Outcome> {
+  const output = await new Deno.Command("etcdctl", {
+    args,
+    env: { ETCDCTL_API: "3", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+Deno.test({
+  name:
+    "cli remote mode: unreachable and several endpoints, ETCDCTL_ENDPOINTS, fail and report as etcdctl",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const etcd = await startEtcd();
+    const dir = await Deno.makeTempDir({ prefix: "revkv_cli_remote_" });
+    try {
+      await etcd.ctl(["put", "k", "v"]);
+      const dead = `127.0.0.1:${closedPort()}`;
+      const live = etcd.endpoint;
+      // etcdctl's dial does not block: it fails at --command-timeout;
+      // revkv's client at --dial-timeout. Both print the same.
+      const timeouts = ["--dial-timeout=1s", "--command-timeout=1s"];
+      const cases: { args: string[]; env?: Record<string, string> }[] = [
+        { args: [`--endpoints=${dead}`, "get", "k"] },
+        { args: [`--endpoints=${dead}`, "put", "k", "v2"] },
+        { args: [`--endpoints=${dead}`, "lease", "grant", "10"] },
+        { args: [`--endpoints=${dead}`, "snapshot", "save", `${dir}/x.snap`] },
+        { args: [`--endpoints=${dead},${live}`, "endpoint", "status"] },
+        { args: [`--endpoints=${dead},${live}`, "endpoint", "hashkv"] },
+        {
+          args: [
+            `--endpoints=${dead},${live}`,
+            "endpoint",
+            "health",
+            "-w",
+            "json",
+          ],
+        },
+        { args: [`--endpoints=${live},${dead}`, "defrag"] },
+        { args: ["--endpoints=", "get", "k"] },
+        { args: ["get", "k", "-w", "json"], env: { ETCDCTL_ENDPOINTS: live } },
+        // etcdctl trims the spaces of --endpoints for its client (but not
+        // in the names `endpoint status` asks for: not copied).
+        { args: ["get", "k"], env: { ETCDCTL_ENDPOINTS: ` ${live}` } },
+        {
+          args: ["endpoint", "status", "-w", "json"],
+          env: { ETCDCTL_ENDPOINTS: live },
+        },
+        {
+          args: ["endpoint", "hashkv", "--cluster", "-w", "json"],
+          env: { ETCDCTL_ENDPOINTS: live },
+        },
+      ];
+      const mask = (s: string) =>
+        maskShape(
+          s.replaceAll(dead, "<dead>").replaceAll(live, "<live>")
+            .replaceAll(dir, "<dir>")
+            .split("\n").filter((l) => !l.startsWith('{"level":')).join("\n"),
+        );
+      const mismatches: string[] = [];
+      for (const c of cases) {
+        const args = [...timeouts, ...c.args];
+        const theirs = await etcdctlRaw(args, c.env);
+        const stdout = collector();
+        const stderr = collector();
+        const code = await runCli(args, { stdout, stderr, env: c.env });
+        const a = {
+          code: theirs.code,
+          out: mask(theirs.stdout),
+          err: mask(theirs.stderr),
+        };
+        const b = { code, out: mask(stdout.text()), err: mask(stderr.text()) };
+        try {
+          assertEquals(b, a);
+        } catch {
+          mismatches.push(
+            `$ ${JSON.stringify(c)}\n--- etcdctl: ${
+              JSON.stringify(a)
+            }\n--- revkv: ${JSON.stringify(b)}`,
+          );
+        }
+      }
+      if (mismatches.length > 0) {
+        throw new Error(
+          `${mismatches.length} differ:\n\n${mismatches.join("\n\n")}`,
+        );
+      }
+    } finally {
+      await etcd.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });
