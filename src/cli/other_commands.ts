@@ -1,13 +1,14 @@
 /**
- * The maintenance commands over an embedded store: `snapshot
- * save|status|restore`, `defrag`, `endpoint status|health|hashkv`, `alarm
- * list|disarm`; and `check perf` / `make-mirror`, which accept etcdctl's
- * flags but are not available yet (exit 4, etcdctl's code for a valid
- * request it cannot serve).
+ * The maintenance commands: `snapshot save|status|restore`, `defrag`,
+ * `endpoint status|health|hashkv`, `alarm list|disarm`, `check perf` and
+ * `make-mirror` (in mirror_command.ts).
  *
- * In embedded mode the "endpoint" these commands name is the data dir.
- * Values etcd takes from raft are mapped to the store's nearest facts: the
- * raft index is the committed revision, the member is always the leader.
+ * The endpoint commands ask each endpoint in turn (`--endpoints`, or every
+ * member's client URL with `--cluster`), each on its own connection, and
+ * report a failing one on stderr and go on, as etcdctl does. In embedded
+ * mode the one "endpoint" is the data dir; an embedded store reports the
+ * nearest facts for what etcd takes from raft (the raft index is the
+ * committed revision, the member is always the leader).
  *
  * @module
  */
@@ -34,17 +35,8 @@ import { goQuote, hexUint, jsonString, utf8 } from "./go_format.ts";
 import { jsonHeader } from "./printers.ts";
 import { runCheckPerf } from "./check_perf.ts";
 import { request } from "./kv_commands.ts";
+import { makeMirrorCommand } from "./mirror_command.ts";
 import { goDuration, humanizeBytes, renderTable } from "./table.ts";
-
-function notYet(what: string): (ctx: CommandContext) => Promise<void> {
-  return async (ctx) => {
-    await ctx.store();
-    throw new CliExit(
-      EXIT_BAD_FEATURE,
-      `${what} is not available yet in revkv's embedded mode`,
-    );
-  };
-}
 
 function noArgs(ctx: CommandContext, message: string): void {
   if (ctx.args.length !== 0) throw new CliExit(EXIT_BAD_ARGS, message);
@@ -225,7 +217,7 @@ async function runEndpointHealth(ctx: CommandContext): Promise<void> {
       checkHealth(ctx, endpoint, store)
     );
   } catch (e) {
-    if (!(e instanceof CliExit) || ctx.has("endpoints")) throw e;
+    if (!(e instanceof CliExit) || ctx.remote) throw e;
     // A data dir that cannot be opened is an unhealthy endpoint.
     checks = [Promise.resolve({
       endpoint: ctx.endpointName(),
@@ -727,39 +719,6 @@ The items in the lists are hash, revision, total keys, total size.
         run: runCheckPerf,
       }],
     },
-    {
-      use: "make-mirror [options] <destination>",
-      short: "Makes a mirror at the destination etcd cluster",
-      flags: [
-        str("prefix", "", "Key-value prefix to mirror"),
-        str(
-          "dest-prefix",
-          "",
-          "destination prefix to mirror a prefix to a different prefix in the destination cluster",
-        ),
-        bool(
-          "no-dest-prefix",
-          "false",
-          "mirror key-values to the root of the destination cluster",
-        ),
-        str(
-          "dest-cert",
-          "",
-          "Identify secure client using this TLS certificate file for the destination cluster",
-        ),
-        str("dest-key", "", "Identify secure client using this TLS key file"),
-        str(
-          "dest-cacert",
-          "",
-          "Verify certificates of TLS enabled secure servers using this CA bundle",
-        ),
-        bool(
-          "dest-insecure-transport",
-          "true",
-          "Disable transport security for client connections",
-        ),
-      ],
-      run: notYet("make-mirror (it needs the gRPC client)"),
-    },
+    makeMirrorCommand(),
   ];
 }
