@@ -719,6 +719,7 @@ Deno.test({
         ["del", "w/b"],
         ["put", "other", "x"],
         ["put", "w/end", "."],
+        ["put", "neg", "old"],
       ];
       for (const w of history) {
         await etcd.ctl(w);
@@ -766,6 +767,15 @@ Deno.test({
           "end",
         ]],
         "ZW5k",
+        1_000,
+      );
+      // A negative start on a store never compacted: no history, from now.
+      await compareWatch(
+        etcd,
+        sides,
+        ["neg", "--rev=-1"],
+        [["put", "neg", "now"]],
+        "now",
         1_000,
       );
       await compareWatch(

@@ -112,19 +112,21 @@ function openWatch(
     if (key === "") [key, options.fromKey] = ["\0", true];
     else options.prefix = true;
   }
-  if (request.startRevision < 0 && db instanceof Store) {
-    // etcd compares a negative start revision with its compacted revision,
-    // which is -1 until the first compaction: below it the watch is
-    // canceled as compacted (etcdctl exits 5); -1 on a store never
-    // compacted replays all history, as a start of 1 does. The embedded
-    // store's watch takes no negative start, so its compacted revision
-    // (which only a local store tells) stands in; a remote server is given
-    // the negative start as etcdctl gives it.
-    const compacted = db.compactRevision > 0 ? db.compactRevision : -1;
-    if (request.startRevision < compacted) return compactedWatch(compacted);
-    options.startRevision = 1;
+  if (request.startRevision < 0) {
+    if (!(db instanceof Store)) {
+      // A server answers a negative start itself, as etcd does.
+      options.startRevision = request.startRevision;
+    } else {
+      // etcd compares a negative start revision with its compacted
+      // revision, which is -1 until the first compaction: below it the
+      // watch is canceled as compacted (etcdctl exits 5); -1 on a store
+      // never compacted finds no history and watches from now. The
+      // embedded store's watch takes no negative start, so its compacted
+      // revision (which only a local store tells) decides here.
+      const compacted = db.compactRevision > 0 ? db.compactRevision : -1;
+      if (request.startRevision < compacted) return compactedWatch(compacted);
+    }
   }
-  if (request.startRevision < 0) options.startRevision = request.startRevision;
   if (request.startRevision > 0) options.startRevision = request.startRevision;
   try {
     return db.watch(key, options);
