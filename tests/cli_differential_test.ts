@@ -1,9 +1,10 @@
 /**
  * The CLI against etcdctl: each scenario runs the same commands through
- * real etcdctl on a fresh real etcd and through `runCli` three times — on
+ * real etcdctl on a fresh real etcd and through `runCli` four times — on
  * a fresh in-memory store, on a fresh `--data-dir`, and in remote mode with
- * `--endpoints` at a second fresh real etcd (revkv's client against etcd's
- * server) — and compares stdout, stderr and exit codes after masking
+ * `--endpoints` at a fresh `cli.ts serve` and at a second fresh real etcd
+ * (revkv's client against etcd's server) — and compares stdout, stderr and
+ * exit codes after masking
  * what legitimately differs (cluster/member IDs, raft term, lease IDs —
  * mapped to `<lease#n>` in order of appearance — and etcdctl's client log
  * lines).
@@ -17,6 +18,7 @@ import { open, type Store } from "../mod.ts";
 import { runCli } from "../src/cli/main.ts";
 import { REVKV_VERSION } from "../src/cli/command.ts";
 import { etcdIgnore, type EtcdOracle, startEtcd } from "./etcd_oracle.ts";
+import { startServe } from "./server_helpers.ts";
 
 interface Step {
   /** Arguments; `$L1`, `$L2`… stand for the leases granted so far (hex). */
@@ -151,20 +153,26 @@ function dropRevkvLines(args: string[], stdout: string): string {
 const CLIENT_FLAGS = ["--dial-timeout=5s", "--command-timeout=10s"];
 
 /**
- * Runs `steps` through etcdctl and through revkv three times: on one
+ * Runs `steps` through etcdctl and through revkv four times: on one
  * in-memory store shared by all steps, in embedded mode on a fresh
  * `--data-dir` that every step opens and closes (as separate CLI processes
- * would), and in remote mode against a second fresh etcd.
+ * would), and in remote mode against a revkv server and a second fresh
+ * etcd.
  */
 async function compareScenario(steps: Step[]): Promise<void> {
-  const etcd: EtcdOracle = await startEtcd();
-  const remote: EtcdOracle = await startEtcd();
-  const store = await open();
   const dir = await Deno.makeTempDir({ prefix: "revkv_cli_diff_" });
-  // A running etcd is an existing (empty) store: create the data dir's
-  // store first, as only a write would (reads refuse a missing store).
-  await (await open(`${dir}/data`)).close();
+  const store = await open();
+  const stops: (() => Promise<unknown>)[] = [];
   try {
+    const etcd: EtcdOracle = await startEtcd();
+    stops.push(etcd.stop);
+    const remote: EtcdOracle = await startEtcd();
+    stops.push(remote.stop);
+    const serve = await startServe(`${dir}/serve`);
+    stops.push(serve.stop);
+    // A running etcd is an existing (empty) store: create the data dir's
+    // store first, as only a write would (reads refuse a missing store).
+    await (await open(`${dir}/data`)).close();
     const theirs = new Side(
       (args, stdin) => etcd.ctl(args, stdin),
       etcd.endpoint,
@@ -200,6 +208,14 @@ async function compareScenario(steps: Step[]): Promise<void> {
       [
         "revkv (--data-dir)",
         ourSide([`--data-dir=${dir}/data`], `${dir}/data`, `${dir}/dir.snap`),
+      ],
+      [
+        "revkv (--endpoints, revkv serve)",
+        ourSide(
+          [`--endpoints=${serve.endpoint}`, ...CLIENT_FLAGS],
+          serve.endpoint,
+          `${dir}/serve.snap`,
+        ),
       ],
       [
         REMOTE,
@@ -247,8 +263,7 @@ async function compareScenario(steps: Step[]): Promise<void> {
     }
   } finally {
     await store.close();
-    await etcd.stop();
-    await remote.stop();
+    for (const stop of stops) await stop();
     await Deno.remove(dir, { recursive: true });
   }
 }
