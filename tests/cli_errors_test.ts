@@ -359,6 +359,14 @@ Deno.test("cli takes global flags from ETCDCTL_* variables unless given", async 
     out = "";
     equal(await runCli(["get", "k", "-w", "simple"], io), 0);
     equal(out, "\\x6b\n\\x76\n");
+    // A value the flag cannot parse is ignored, as etcdctl ignores it.
+    out = "";
+    const bad = {
+      ...io,
+      env: { ETCDCTL_HEX: "abc", ETCDCTL_DIAL_TIMEOUT: "x" },
+    };
+    equal(await runCli(["get", "k"], bad), 0);
+    equal(out, "k\nv\n");
   } finally {
     await store.close();
   }
