@@ -27,7 +27,9 @@ async function snapshotFiles(dir: string): Promise<Map<string, Uint8Array>> {
     for await (const entry of Deno.readDir(`${dir}/${sub}`)) {
       const rel = sub === "" ? entry.name : `${sub}/${entry.name}`;
       if (entry.isDirectory) await walk(rel);
-      else files.set(rel, await Deno.readFile(`${dir}/${rel}`));
+      else if (entry.isFile) {
+        files.set(rel, await Deno.readFile(`${dir}/${rel}`));
+      }
     }
   };
   await walk("");

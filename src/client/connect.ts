@@ -29,14 +29,22 @@ export interface ConnectOptions {
   dialTimeoutMs?: number;
   /** Deadline of each unary call (default: none). */
   requestTimeoutMs?: number;
-  /** PING an idle connection after this long; 0 disables keepalive (default 2000). */
+  /**
+   * PING the connection this often while calls or streams are open (default
+   * 2000, etcdctl's; raised to grpc-go's 10 s minimum); 0 disables keepalive.
+   */
   keepAliveTimeMs?: number;
   /** Fail over when a PING is unanswered this long (default 6000). */
   keepAliveTimeoutMs?: number;
-  /** Largest response message accepted, in bytes (default 4 MiB, as clientv3). */
+  /**
+   * Largest response message accepted, in bytes (default 2^31 - 1, as
+   * clientv3's `MaxCallRecvMsgSize`: a range answers with all its keys).
+   */
   maxReceiveMessageBytes?: number;
 }
 
+/** clientv3's default `MaxCallRecvMsgSize` (math.MaxInt32). */
+const DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = 2 ** 31 - 1;
 /** etcdctl's `--dial-timeout` default. */
 const DEFAULT_DIAL_TIMEOUT_MS = 2000;
 /** etcdctl's `--keepalive-time` default. */
@@ -71,7 +79,8 @@ export async function connect(options: ConnectOptions): Promise<RemoteStore> {
     keepAliveTimeMs: options.keepAliveTimeMs ?? DEFAULT_KEEPALIVE_TIME_MS,
     keepAliveTimeoutMs: options.keepAliveTimeoutMs ??
       DEFAULT_KEEPALIVE_TIMEOUT_MS,
-    maxReceiveMessageBytes: options.maxReceiveMessageBytes,
+    maxReceiveMessageBytes: options.maxReceiveMessageBytes ??
+      DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
   });
   try {
     await pool.client();

@@ -328,7 +328,8 @@ export class RemoteStore implements KvStore {
         let client;
         try {
           client = await this.#pool.client();
-        } catch {
+        } catch (error) {
+          if (!this.#pool.reopenStreams) throw error;
           await sleep(backoffMs, signal);
           backoffMs = Math.min(backoffMs * 2, 1000);
           continue;

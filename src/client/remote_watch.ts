@@ -82,7 +82,8 @@ export async function* remoteWatch(
     let client;
     try {
       client = await pool.client();
-    } catch {
+    } catch (error) {
+      if (!pool.reopenStreams) throw error;
       // No endpoint answers now: as clientv3, the watch waits and retries
       // until it is aborted or the store is closed.
       await sleep(backoffMs, signal);
