@@ -248,7 +248,7 @@ Deno.test("cli bad input fails with etcdctl's message and code and leaves the st
   }
 });
 
-Deno.test("cli embedded mode keeps data in --data-dir across invocations and names a held lock", async () => {
+Deno.test("cli embedded mode keeps data in --data-dir across invocations, reaches a sharing owner and names a held lock", async () => {
   const dir = await Deno.makeTempDir({ prefix: "revkv_cli_" });
   try {
     const sink = { write: (p: Uint8Array) => p.length };
@@ -269,7 +269,25 @@ Deno.test("cli embedded mode keeps data in --data-dir across invocations and nam
     equal(await runCli([dataDir, "get", "k"], { stdout, stderr }), 0, err);
     equal(out, "k\nv\n");
 
-    const held = await open(`${dir}/data`);
+    // A dir another opener holds and shares is read through that opener.
+    const shared = await open(`${dir}/data`);
+    try {
+      out = "";
+      equal(await runCli(["get", "k", dataDir], { stdout, stderr: sink }), 0);
+      equal(out, "k\nv\n");
+      equal(
+        await runCli(["put", "k", "v2", dataDir], {
+          stdout: sink,
+          stderr: sink,
+        }),
+        0,
+      );
+      equal((await shared.get("k")).kvs[0]?.valueText, "v2");
+    } finally {
+      await shared.close();
+    }
+    // One that does not share (as a server) is named, with the way to it.
+    const held = await open(`${dir}/data`, { share: false });
     try {
       err = "";
       equal(await runCli(["get", "k", dataDir], { stdout: sink, stderr }), 2);

@@ -294,9 +294,17 @@ export class CommandContext extends FlagView {
    * command gets a clear error and creates nothing, as etcdctl fails
    * against an endpoint where no etcd runs (a mistyped `--data-dir` must
    * not silently start an empty store).
+   *
+   * A data dir another process holds is reached through that process's
+   * store (its local endpoint), with the same semantics. A long-running
+   * command (`watch`, `lease keep-alive`, `make-mirror`) asks to `share`
+   * the dir it opens in turn, so that `put` in another terminal reaches
+   * it; a short one does not start serving for the moment it runs.
    * @throws CliExit 2 when the store cannot be opened, or no endpoint is given.
    */
-  async store(options: { create?: boolean } = {}): Promise<KvStore> {
+  async store(
+    options: { create?: boolean; share?: boolean } = {},
+  ): Promise<KvStore> {
     this.printer();
     if (this.#store) return this.#store;
     if (this.io.store) return this.#store = this.io.store;
@@ -326,12 +334,18 @@ export class CommandContext extends FlagView {
         }
         created = true;
       }
-      this.#store = await open(dir);
+      // A dir another process holds is reached through that owner; a
+      // long-running command shares the dir in turn (see `options.share`).
+      this.#store = await open(dir, {
+        whenLocked: "connect",
+        share: options.share ?? false,
+      });
     } catch (error) {
       if (error instanceof CliExit) throw error;
       const permission = permissionHint(error);
       if (permission) throw new CliExit(EXIT_BAD_CONNECTION, permission);
-      // A running server holds the lock; the CLI can talk to it instead.
+      // An owner that does not share (a running server, a program opened
+      // with share: false) holds the lock; the CLI can talk to a server.
       const hint = (error as Error).name === "LockedError"
         ? "; if that process is a revkv server, use --endpoints with its " +
           "client address (default 127.0.0.1:2379) instead of --data-dir"

@@ -166,7 +166,7 @@ async function runMakeMirror(ctx: CommandContext): Promise<void> {
   }
   // The destination first, then the source, as etcdctl creates them.
   const dest = ctx.connectTo(ctx.args[0]!);
-  const source = await ctx.store();
+  const source = await ctx.store({ share: true });
   const noDestPrefix = ctx.bool("no-dest-prefix");
   let destPrefix = ctx.string("dest-prefix");
   if (noDestPrefix && destPrefix.length > 0) {

@@ -320,7 +320,7 @@ async function runWatch(ctx: CommandContext): Promise<void> {
     watchArgs = envRange !== "" ? [envKey, envRange] : [envKey];
   }
   if (watchArgs.length === 0) throw new CliExit(EXIT_BAD_ARGS, BAD_ARGS_NUM);
-  const db = await ctx.store();
+  const db = await ctx.store({ share: true });
   const request = watchRequest(watchArgs, {
     prefix: ctx.bool("prefix"),
     rev: ctx.int("rev"),
@@ -345,7 +345,7 @@ async function runInteractive(
   envKey: string,
   envRange: string,
 ): Promise<void> {
-  const db = await ctx.store();
+  const db = await ctx.store({ share: true });
   const signal = ctx.io.signal ?? new AbortController().signal;
   // The session's watches end with it: when reading a request line fails,
   // etcdctl exits at once, so nothing of the closing store may be printed.
