@@ -27,6 +27,7 @@ import {
   serveHelp,
 } from "../server/serve_flags.ts";
 import type { GrpcServiceTable } from "../wire/grpc_service.ts";
+import type { KeepaliveOptions } from "../wire/http2/keepalive.ts";
 import type { CliIO } from "./context.ts";
 import { writeAll } from "./context.ts";
 import { utf8 } from "./go_format.ts";
@@ -46,7 +47,11 @@ export interface RunningTransport {
 export type StartTransport = (
   listener: Deno.Listener,
   methods: GrpcServiceTable,
-  limits: { maxRequestBytes: number },
+  limits: {
+    maxRequestBytes: number;
+    /** etcd's `--grpc-keepalive-*` (grpc-go's server keepalive). */
+    keepalive?: KeepaliveOptions;
+  },
 ) => RunningTransport;
 
 /** What a started server is (for tests that run it in-process). */
@@ -134,6 +139,11 @@ export async function startServer(
       transports.push(
         startTransport(listener, methods, {
           maxRequestBytes: config.maxRequestBytes,
+          keepalive: {
+            minTimeMs: config.grpcKeepaliveMinTimeMs,
+            intervalMs: config.grpcKeepaliveIntervalMs,
+            timeoutMs: config.grpcKeepaliveTimeoutMs,
+          },
         }),
       );
     }

@@ -46,6 +46,7 @@ export const startGrpcTransport: StartTransport = (
     listener,
     methods,
     limits: { maxReceiveMessageBytes: maxMessageBytes },
+    keepalive: limits.keepalive,
     fallback: { http1: (conn, head) => gateway.serveHttp1(conn, head) },
   });
 };
