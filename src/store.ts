@@ -91,6 +91,7 @@ import {
 } from "./storage/data_dir.ts";
 import { NoSpaceError } from "./storage/errors.ts";
 import { Writer } from "./store/writer.ts";
+import type { JournalStats } from "./storage/journal.ts";
 import { CompactionScheduler } from "./store/compaction.ts";
 import { etcdHashByRev } from "./store/etcd_hash.ts";
 import {
@@ -181,6 +182,8 @@ export let storeInternals: {
   expireLeases(store: Store): Promise<number>;
   /** Whether a lease exists. */
   leaseExists(store: Store, id: bigint): boolean;
+  /** The journal's counters (batches, records, fsyncs); none in memory. */
+  journalStats(store: Store): Readonly<JournalStats> | undefined;
 };
 
 /**
@@ -225,6 +228,7 @@ export class Store implements KvStore {
       getSync: (store, key, options) => store.#getSync(key, options),
       expireLeases: (store) => store.#expireLeases(),
       leaseExists: (store, id) => store.#leaseExists(id),
+      journalStats: (store) => store.#writer.journal?.stats,
     };
   }
 

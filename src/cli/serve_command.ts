@@ -16,10 +16,11 @@
  * @module
  */
 
-import { open, type Store } from "../store.ts";
+import { DEFAULT_QUOTA_BACKEND_BYTES, open, type Store } from "../store.ts";
 import type { RecoveryReport } from "../storage/data_dir.ts";
 import { createServiceTable } from "../server/services.ts";
 import { startAutoCompaction } from "../server/auto_compaction.ts";
+import { ServerMetrics } from "../server/metrics.ts";
 import {
   parseServeFlags,
   type ServeConfig,
@@ -51,6 +52,10 @@ export type StartTransport = (
     maxRequestBytes: number;
     /** etcd's `--grpc-keepalive-*` (grpc-go's server keepalive). */
     keepalive?: KeepaliveOptions;
+    /** Writes the Prometheus `/metrics` page. */
+    metrics?: () => string;
+    /** A `--listen-metrics-urls` listener: HTTP `/metrics` and `/health` only. */
+    metricsOnly?: boolean;
   },
 ) => RunningTransport;
 
@@ -119,8 +124,14 @@ export async function startServer(
   const transports: RunningTransport[] = [];
   let stopCompaction = () => {};
   const closing = new AbortController();
+  const metricsListeners: Deno.Listener[] = [];
   try {
-    const methods = createServiceTable(store, {
+    const metrics = new ServerMetrics(store, {
+      quotaBackendBytes: config.quotaBackendBytes > 0
+        ? config.quotaBackendBytes
+        : DEFAULT_QUOTA_BACKEND_BYTES,
+    });
+    const methods = metrics.instrument(createServiceTable(store, {
       maxRequestBytes: config.maxRequestBytes,
       closing: closing.signal,
       member: {
@@ -128,13 +139,19 @@ export async function startServer(
         peerUrls: config.peerUrls,
         clientUrls: config.advertiseClientUrls,
       },
-    });
-    for (const url of config.listenClientUrls) {
+      mvccCounters: metrics.mvcc,
+    }));
+    const listen = (url: URL) => {
       const hostname = url.hostname === "localhost"
         ? "127.0.0.1"
         : url.hostname.replace(/^\[(.*)\]$/, "$1");
-      listeners.push(Deno.listen({ hostname, port: Number(url.port) }));
+      return Deno.listen({ hostname, port: Number(url.port) });
+    };
+    for (const url of config.listenClientUrls) listeners.push(listen(url));
+    for (const url of config.listenMetricsUrls) {
+      metricsListeners.push(listen(url));
     }
+    const render = () => metrics.render();
     for (const listener of listeners) {
       transports.push(
         startTransport(listener, methods, {
@@ -144,6 +161,16 @@ export async function startServer(
             intervalMs: config.grpcKeepaliveIntervalMs,
             timeoutMs: config.grpcKeepaliveTimeoutMs,
           },
+          metrics: render,
+        }),
+      );
+    }
+    for (const listener of metricsListeners) {
+      transports.push(
+        startTransport(listener, methods, {
+          maxRequestBytes: config.maxRequestBytes,
+          metrics: render,
+          metricsOnly: true,
         }),
       );
     }
@@ -153,7 +180,7 @@ export async function startServer(
       config.autoCompactionRetention,
     );
   } catch (error) {
-    for (const listener of listeners) {
+    for (const listener of [...listeners, ...metricsListeners]) {
       try {
         listener.close();
       } catch { /* already closed */ }
@@ -161,15 +188,19 @@ export async function startServer(
     await store.close();
     throw error;
   }
-  const urls = listeners.map((l) => {
+  const urlOf = (l: Deno.Listener) => {
     const addr = l.addr as Deno.NetAddr;
     const host = addr.hostname.includes(":")
       ? `[${addr.hostname}]`
       : addr.hostname;
     return `http://${host}:${addr.port}`;
-  });
+  };
+  const urls = listeners.map(urlOf);
   const header = store.header();
   for (const url of urls) print(`revkv: serving the etcd v3 API on ${url}`);
+  for (const listener of metricsListeners) {
+    print(`revkv: serving /metrics and /health on ${urlOf(listener)}`);
+  }
   print(`revkv: data dir ${config.dataDir}`);
   print(
     `revkv: member ${hex(header.memberId)} (name ${config.name}) of cluster ${

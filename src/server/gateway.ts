@@ -13,12 +13,15 @@
  * body that is not JSON, or does not fit the message, is 400 with code 3;
  * its text is revkv's JSON reader's, not Go's `encoding/json` words.
  *
- * Also served: `GET /version` and `GET /health` as etcd 3.4.23 prints them.
+ * Also served: `GET /version` and `GET /health` as etcd 3.4.23 prints them,
+ * and `/metrics` (Prometheus text, `metrics.ts`) when given a writer; with
+ * `metricsOnly`, only `/metrics` and `/health` (etcd's
+ * `--listen-metrics-urls` listeners).
  * Streams: `/v3/watch` and `/v3/lease/keepalive` take the request
  * documents from the body and answer one `{"result":…}` line per response
  * in a chunked body until the client goes away.
  * Not yet: `/v3/auth/*`,
- * `/v3/maintenance/snapshot`, `/metrics`, and HTTP/2 (h2c) JSON requests.
+ * `/v3/maintenance/snapshot`, and HTTP/2 (h2c) JSON requests.
  *
  * @module
  */
@@ -33,6 +36,7 @@ import * as json from "../wire/etcd_json.ts";
 import * as wire from "../wire/etcd_messages.ts";
 import { toGrpcError } from "./errors.ts";
 import { SERVER_VERSION } from "./maintenance.ts";
+import { METRICS_CONTENT_TYPE } from "./metrics.ts";
 import {
   type ChunkedWriter,
   Http1Error,
@@ -367,6 +371,13 @@ export interface GatewayOptions {
   maxMessageBytes: number;
   /** The largest HTTP body read at all (413 beyond it, before reading). */
   maxBodyBytes: number;
+  /** Writes the `/metrics` page (absent: /metrics is 404). */
+  metrics?: () => string;
+  /**
+   * Serve only `/metrics` and `/health`, as etcd's `--listen-metrics-urls`
+   * listeners do (everything else is Go's 404).
+   */
+  metricsOnly?: boolean;
 }
 
 /** The gateway: answers one request, and serves a whole HTTP/1.1 connection. */
@@ -565,6 +576,17 @@ export function createGateway(options: GatewayOptions): Gateway {
     headers: ReadonlyMap<string, string> = new Map(),
   ): Promise<GatewayResponse> => {
     const path = target.split("?")[0] ?? target;
+    if (path === "/metrics" && options.metrics !== undefined) {
+      // Prometheus's handler answers any method.
+      return {
+        status: 200,
+        contentType: METRICS_CONTENT_TYPE,
+        body: options.metrics(),
+      };
+    }
+    if (options.metricsOnly && path !== "/health") {
+      return text(404, "404 page not found\n");
+    }
     if (path === "/version") {
       if (method !== "GET") return text(405, "Method Not Allowed\n");
       return {
@@ -660,7 +682,10 @@ export function createGateway(options: GatewayOptions): Gateway {
         if (request === undefined) return;
         clearTimeout(idle);
         const streamRoute = streamRouteOf(request.target.split("?")[0] ?? "");
-        if (streamRoute !== undefined && request.method === "POST") {
+        if (
+          streamRoute !== undefined && request.method === "POST" &&
+          !options.metricsOnly
+        ) {
           await serveStream(conn, streamRoute, request);
           return;
         }
