@@ -20,8 +20,10 @@
  * Streams: `/v3/watch` and `/v3/lease/keepalive` take the request
  * documents from the body and answer one `{"result":…}` line per response
  * in a chunked body until the client goes away.
- * Not yet: `/v3/auth/*`,
- * `/v3/maintenance/snapshot`, and HTTP/2 (h2c) JSON requests.
+ * The same routes answer h2c requests that are not gRPC (the gRPC server's
+ * `http2` fallback: any content-type but `application/grpc…`), streams as
+ * one DATA frame per line.
+ * Not yet: `/v3/auth/*`, `/v3/maintenance/snapshot`.
  *
  * @module
  */
@@ -36,6 +38,9 @@ import * as json from "../wire/etcd_json.ts";
 import * as wire from "../wire/etcd_messages.ts";
 import { toGrpcError } from "./errors.ts";
 import { SERVER_VERSION } from "./maintenance.ts";
+import type { Http2Stream } from "../wire/http2/connection.ts";
+import { ErrorCode } from "../wire/http2/frame.ts";
+import type { HeaderList } from "../wire/http2/hpack.ts";
 import { METRICS_CONTENT_TYPE } from "./metrics.ts";
 import {
   type ChunkedWriter,
@@ -391,6 +396,17 @@ export interface Gateway {
   ): Promise<GatewayResponse>;
   /** Serves requests on `conn` (with `head` already read) until it closes. */
   serveHttp1(conn: Deno.Conn, head: Uint8Array): Promise<void>;
+  /**
+   * Serves one h2c request that is not gRPC (the gRPC server's `http2`
+   * fallback): reads its body, answers as over HTTP/1.1; a streaming route
+   * answers one DATA frame per `{"result":…}` line until the client resets
+   * the stream or the connection goes.
+   */
+  serveHttp2(
+    stream: Http2Stream,
+    headers: HeaderList,
+    endStream: boolean,
+  ): void;
 }
 
 function errorBody(code: number, message: string): GatewayResponse {
@@ -714,5 +730,151 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
   };
 
-  return { answer, serveHttp1 };
+  const serveHttp2 = (
+    stream: Http2Stream,
+    headers: HeaderList,
+    endStream: boolean,
+  ): void => {
+    let method = "";
+    let target = "";
+    const fields = new Map<string, string>();
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      const value = headers[i + 1]!;
+      if (name === ":method") method = value;
+      else if (name === ":path") target = value;
+      else if (!name.startsWith(":")) fields.set(name, value);
+    }
+    const gone = new AbortController();
+    const parts: Uint8Array[] = [];
+    let bodyBytes = 0;
+    let drained: (() => void) | undefined;
+    const respond = (response: GatewayResponse, end = true) => {
+      stream.sendHeaders([
+        ":status",
+        String(response.status),
+        "content-type",
+        response.contentType,
+      ], false);
+      stream.sendData(utf8.encode(response.body), end);
+    };
+    const run = async () => {
+      const body = new Uint8Array(bodyBytes);
+      let offset = 0;
+      for (const part of parts) {
+        body.set(part, offset);
+        offset += part.length;
+      }
+      const path = target.split("?")[0] ?? target;
+      const streamRoute = streamRouteOf(path);
+      if (
+        streamRoute === undefined || method !== "POST" || options.metricsOnly
+      ) {
+        respond(await answer(method, target, body, fields));
+        return;
+      }
+      let requests: Uint8Array[];
+      try {
+        const source = new TextDecoder("utf-8", { fatal: true }).decode(body);
+        requests = splitJsonDocuments(source).map((doc) =>
+          streamRoute.fromJson(json.parseJson(doc))
+        );
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        respond(errorBody(GrpcStatus.UNKNOWN, message));
+        return;
+      }
+      const grpcMethod = methods.get(streamRoute.grpcPath);
+      if (grpcMethod === undefined || grpcMethod.kind !== "bidi") return;
+      const metadata = new Map<string, string>();
+      const token = fields.get("authorization");
+      if (token !== undefined) metadata.set("token", token);
+      async function* requestStream(): AsyncIterable<Uint8Array> {
+        yield* requests;
+        if (!gone.signal.aborted) {
+          await new Promise((resolve) =>
+            gone.signal.addEventListener("abort", resolve, { once: true })
+          );
+        }
+      }
+      let started = false;
+      try {
+        await grpcMethod.handle(requestStream(), {
+          send: async (bytes) => {
+            if (gone.signal.aborted) throw new Error("client went away");
+            if (!started) {
+              started = true;
+              stream.sendHeaders([
+                ":status",
+                "200",
+                "content-type",
+                "application/json",
+              ], false);
+            }
+            const line = json.stringifyJson({
+              result: streamRoute.toJson(bytes),
+            });
+            // Backpressure: wait for the stream's queue to drain.
+            if (!stream.sendData(utf8.encode(line + "\n"))) {
+              await new Promise<void>((resolve) => (drained = resolve));
+            }
+          },
+        }, { path: streamRoute.grpcPath, metadata, signal: gone.signal });
+        if (started) stream.sendData(new Uint8Array(0), true);
+      } catch (error) {
+        if (gone.signal.aborted) return;
+        const grpc = toGrpcError(error);
+        if (!started) respond(errorBody(grpc.code, grpc.message));
+        else {
+          const line = json.stringifyJson({
+            error: {
+              grpc_code: grpc.code,
+              http_code: httpStatusOf(grpc.code),
+              message: grpc.message,
+              http_status: statusText(httpStatusOf(grpc.code)),
+            },
+          });
+          stream.sendData(utf8.encode(line + "\n"), true);
+        }
+      }
+    };
+    const start = () => {
+      run().catch(() => stream.reset(ErrorCode.INTERNAL_ERROR));
+    };
+    stream.handler = {
+      onData(data, end) {
+        bodyBytes += data.length;
+        if (bodyBytes > options.maxBodyBytes) {
+          const response = errorBody(
+            GrpcStatus.RESOURCE_EXHAUSTED,
+            `request body larger than ${options.maxBodyBytes} bytes`,
+          );
+          // Answer at once; the rest of the body is not read (its window
+          // is never credited back).
+          parts.length = 0;
+          stream.handler = {};
+          respond({ ...response, status: 413 });
+          return;
+        }
+        parts.push(data.slice());
+        stream.consumed(data.length);
+        if (end) start();
+      },
+      onHeaders(_trailers, end) {
+        if (end) start();
+      },
+      onReset() {
+        gone.abort();
+        drained?.();
+      },
+      onDrain() {
+        const wake = drained;
+        drained = undefined;
+        wake?.();
+      },
+    };
+    if (endStream) start();
+  };
+
+  return { answer, serveHttp1, serveHttp2 };
 }

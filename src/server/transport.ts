@@ -3,7 +3,7 @@
  * gRPC framing on Deno.listen, src/wire/grpc_server.ts): it starts the
  * transport on a listener with the services' method table and etcd's
  * message-size rule, and etcd's JSON gateway (./gateway.ts) as the
- * HTTP/1.1 fallback on the same port.
+ * HTTP/1.1 and non-gRPC h2c fallback on the same port.
  *
  * etcd's gRPC server accepts messages up to `--max-request-bytes` plus
  * `GRPC_OVERHEAD_BYTES` (its `grpcOverheadBytes`, 512 KiB): a request just
@@ -54,7 +54,11 @@ export const startGrpcTransport: StartTransport = (
     methods,
     limits: { maxReceiveMessageBytes: maxMessageBytes },
     keepalive: limits.keepalive,
-    fallback: { http1: (conn, head) => gateway.serveHttp1(conn, head) },
+    fallback: {
+      http1: (conn, head) => gateway.serveHttp1(conn, head),
+      http2: (stream, headers, endStream) =>
+        gateway.serveHttp2(stream, headers, endStream),
+    },
   });
 };
 
