@@ -185,6 +185,19 @@ Deno.test("gateway over h2c: the same JSON as over HTTP/1.1, errors, health, ver
       const lists = peer.headerLists(17);
       const trailers = lists[lists.length - 1]!;
       assertEquals(trailers[trailers.indexOf("grpc-status") + 1], "0");
+      // /v3/auth/*: revkv's Auth service (auth off; enabling is refused).
+      const enable = await h2(peer, 19, "POST", "/v3/auth/enable", "{}");
+      assertEquals(
+        [enable.status, JSON.parse(enable.body).code],
+        ["501", 12],
+      );
+      assertEquals(
+        JSON.parse(
+          (await h2(peer, 21, "POST", "/v3/auth/user/list", "{}")).body,
+        )
+          .header.revision,
+        "2",
+      );
     } finally {
       peer.close();
     }
