@@ -23,15 +23,18 @@
  * The same routes answer h2c requests that are not gRPC (the gRPC server's
  * `http2` fallback: any content-type but `application/grpc…`), streams as
  * one DATA frame per line.
- * `/v3/auth/*` routes to the Auth service (an etcd with auth disabled).
- * Not yet: `/v3/maintenance/snapshot`.
+ * `/v3/auth/*` routes to the Auth service (an etcd with auth disabled);
+ * `/v3/maintenance/snapshot` streams the snapshot as `{"result":{"blob":…}}`
+ * lines, as etcd's gateway does.
  *
  * @module
  */
 
 import type {
   CallContext,
+  GrpcMethod,
   GrpcServiceTable,
+  MessageSink,
   UnaryMethod,
 } from "../wire/grpc_service.ts";
 import { GrpcError, GrpcStatus } from "../wire/grpc_service.ts";
@@ -394,8 +397,39 @@ interface StreamRoute {
   toJson(response: Uint8Array): unknown;
 }
 
-/** The bidi routes: one request body opens the stream, responses are chunks. */
+/**
+ * A streaming method over the gateway: a bidi one reads `stream()`; a
+ * server-stream one (Snapshot) answers the body's first request.
+ */
+function runStreaming(
+  method: GrpcMethod,
+  requests: readonly Uint8Array[],
+  stream: () => AsyncIterable<Uint8Array>,
+  sink: MessageSink,
+  context: CallContext,
+): Promise<void> {
+  if (method.kind === "bidi") return method.handle(stream(), sink, context);
+  if (method.kind === "server-stream") {
+    return method.handle(requests[0] ?? new Uint8Array(0), sink, context);
+  }
+  return Promise.resolve();
+}
+
+/**
+ * The streaming routes: one request body opens the stream, responses are
+ * chunks (bidi: until the client goes away; Snapshot: until it is sent).
+ */
 const STREAM_ROUTES: ReadonlyMap<string, StreamRoute> = new Map([
+  [
+    "/maintenance/snapshot",
+    route(
+      "/etcdserverpb.Maintenance/Snapshot",
+      json.fromJsonSnapshotRequest,
+      wire.encodeSnapshotRequest,
+      wire.decodeSnapshotResponse,
+      json.toJsonSnapshotResponse,
+    ),
+  ],
   [
     "/watch",
     route(
@@ -673,7 +707,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       return;
     }
     const method = methods.get(streamRoute.grpcPath);
-    if (method === undefined || method.kind !== "bidi") return;
+    if (method === undefined || method.kind === "unary") return;
     const gone = new AbortController();
     // The client going away (EOF or a reset) ends the call.
     void (async () => {
@@ -704,7 +738,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
     let writer: ChunkedWriter | undefined;
     try {
-      await method.handle(requestStream(), {
+      await runStreaming(method, requests, requestStream, {
         send: async (bytes) => {
           if (gone.signal.aborted) throw new Error("client went away");
           writer ??= await startChunked(conn, 200, [[
@@ -946,7 +980,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         return;
       }
       const grpcMethod = methods.get(streamRoute.grpcPath);
-      if (grpcMethod === undefined || grpcMethod.kind !== "bidi") return;
+      if (grpcMethod === undefined || grpcMethod.kind === "unary") return;
       const metadata = new Map<string, string>();
       const token = fields.get("authorization");
       if (token !== undefined) metadata.set("token", token);
@@ -960,7 +994,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       }
       let started = false;
       try {
-        await grpcMethod.handle(requestStream(), {
+        await runStreaming(grpcMethod, requests, requestStream, {
           send: async (bytes) => {
             if (gone.signal.aborted) throw new Error("client went away");
             if (!started) {
