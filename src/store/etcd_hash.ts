@@ -42,6 +42,8 @@ const HASH_PAGE_KEYS = 2048;
 const KEY_BUCKET_NAME = new TextEncoder().encode("key");
 /** etcd's revision key: 8 bytes main, `_`, 8 bytes sub (`revBytesLen`). */
 const REV_BYTES = 17;
+/** 2^32, to split a safe integer into 32-bit halves. */
+const U32 = 0x1_0000_0000;
 /** etcd's `markTombstone`. */
 const TOMBSTONE_MARK = 0x74; // 't'
 
@@ -107,8 +109,11 @@ export function etcdHashByRev(
   rowKey[8] = 0x5f; // '_'
   const value = new KeyValueWriter();
   for (const { index, entry } of rows) {
-    view.setBigUint64(0, BigInt(entry.main));
-    view.setBigUint64(9, BigInt(entry.sub));
+    // Revisions are safe integers: two big-endian 32-bit halves each.
+    view.setUint32(0, Math.floor(entry.main / U32));
+    view.setUint32(4, entry.main >>> 0);
+    view.setUint32(9, Math.floor(entry.sub / U32));
+    view.setUint32(13, entry.sub >>> 0);
     const tombstone = entry.value === null;
     rowKey[REV_BYTES] = TOMBSTONE_MARK;
     crc = crc32c(rowKey, crc, 0, tombstone ? REV_BYTES + 1 : REV_BYTES);
@@ -135,34 +140,43 @@ class KeyValueWriter {
     this.#reserve(key.length + (value?.length ?? 0) + 64);
     this.#bytesField(1, key);
     if (value === null) return;
-    this.#varintField(2, BigInt(entry.createRevision));
-    this.#varintField(3, BigInt(entry.main));
-    this.#varintField(4, BigInt(entry.version));
+    this.#numberField(2, entry.createRevision);
+    this.#numberField(3, entry.main);
+    this.#numberField(4, entry.version);
     if (value.length > 0) this.#bytesField(5, value);
-    this.#varintField(6, entry.lease);
+    if (entry.lease !== 0n) {
+      this.bytes[this.length++] = 6 << 3;
+      // int64: a negative ID is its two's complement (10 bytes).
+      let v = BigInt.asUintN(64, entry.lease);
+      while (v >= 0x80n) {
+        this.bytes[this.length++] = Number(v & 0x7fn) | 0x80;
+        v >>= 7n;
+      }
+      this.bytes[this.length++] = Number(v);
+    }
   }
 
   #bytesField(field: number, data: Uint8Array): void {
     this.bytes[this.length++] = (field << 3) | 2;
-    this.#varint(BigInt(data.length));
+    this.#varint(data.length);
     this.bytes.set(data, this.length);
     this.length += data.length;
   }
 
-  #varintField(field: number, n: bigint): void {
-    if (n === 0n) return;
+  /** A non-negative safe-integer field (revisions, versions). */
+  #numberField(field: number, n: number): void {
+    if (n === 0) return;
     this.bytes[this.length++] = field << 3;
-    // int64 fields: a negative value is its two's complement (10 bytes).
-    this.#varint(BigInt.asUintN(64, n));
+    this.#varint(n);
   }
 
-  #varint(n: bigint): void {
+  #varint(n: number): void {
     let v = n;
-    while (v >= 0x80n) {
-      this.bytes[this.length++] = Number(v & 0x7fn) | 0x80;
-      v >>= 7n;
+    while (v >= 0x80) {
+      this.bytes[this.length++] = (v % 0x80) | 0x80;
+      v = Math.floor(v / 0x80);
     }
-    this.bytes[this.length++] = Number(v);
+    this.bytes[this.length++] = v;
   }
 
   #reserve(size: number): void {
