@@ -7,6 +7,9 @@
  * bind every `--listen-client-urls` address; print where it listens, the
  * data dir, the member and cluster IDs and the recovery report; serve.
  *
+ * The log (`src/server/log.ts`, stderr, filtered by `--log-level`) has
+ * server faults at error and every call at debug.
+ *
  * SIGINT/SIGTERM: stop accepting, let in-flight calls finish (watch and
  * keep-alive streams end with a clean status) for up to
  * `SHUTDOWN_GRACE_MS`, close the store (flushes the WAL, releases the
@@ -21,6 +24,7 @@ import type { RecoveryReport } from "../storage/data_dir.ts";
 import { createServiceTable } from "../server/services.ts";
 import { startAutoCompaction } from "../server/auto_compaction.ts";
 import { ServerMetrics } from "../server/metrics.ts";
+import { ServerLog } from "../server/log.ts";
 import {
   parseServeFlags,
   type ServeConfig,
@@ -103,12 +107,13 @@ export function describeRecovery(report: RecoveryReport | undefined): string[] {
 
 /**
  * Opens the store and starts serving `config`; prints the start-up lines
- * through `print`.
+ * through `print`, and what `--log-level` lets through to `log`.
  */
 export async function startServer(
   config: ServeConfig,
   startTransport: StartTransport,
   print: (line: string) => void,
+  log?: ServerLog,
 ): Promise<RunningServer> {
   const store = await open(config.dataDir, {
     durability: config.unsafeNoFsync ? "none" : "fsync",
@@ -131,16 +136,19 @@ export async function startServer(
         ? config.quotaBackendBytes
         : DEFAULT_QUOTA_BACKEND_BYTES,
     });
-    const methods = metrics.instrument(createServiceTable(store, {
-      maxRequestBytes: config.maxRequestBytes,
-      closing: closing.signal,
-      member: {
-        name: config.name,
-        peerUrls: config.peerUrls,
-        clientUrls: config.advertiseClientUrls,
-      },
-      mvccCounters: metrics.mvcc,
-    }));
+    const methods = metrics.instrument(
+      createServiceTable(store, {
+        maxRequestBytes: config.maxRequestBytes,
+        closing: closing.signal,
+        member: {
+          name: config.name,
+          peerUrls: config.peerUrls,
+          clientUrls: config.advertiseClientUrls,
+        },
+        mvccCounters: metrics.mvcc,
+      }),
+      log && ((path, code, error) => log.call(path, code, error)),
+    );
     const listen = (url: URL) => {
       const hostname = url.hostname === "localhost"
         ? "127.0.0.1"
@@ -252,8 +260,14 @@ export async function runServe(
   const transport = startTransport ?? await loadTransport();
   let server: RunningServer;
   const lines: string[] = [];
+  const log = new ServerLog(config.logLevel, err);
   try {
-    server = await startServer(config, transport, (line) => lines.push(line));
+    server = await startServer(
+      config,
+      transport,
+      (line) => lines.push(line),
+      log,
+    );
   } catch (error) {
     await err(`revkv serve: ${(error as Error).message}\n`);
     return 1;
@@ -265,7 +279,11 @@ export async function runServe(
       signals++;
       if (signals > 1) Deno.exit(1);
       void writeAll(io.stdout, utf8("revkv: shutting down\n"));
-      server.stop().then(() => resolve(0), async (error) => {
+      server.stop().then(async () => {
+        await log.flush();
+        resolve(0);
+      }, async (error) => {
+        await log.flush();
         await err(`revkv serve: shutdown: ${(error as Error).message}\n`);
         resolve(1);
       });

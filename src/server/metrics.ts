@@ -204,6 +204,9 @@ interface TxnTally {
   deletes: number;
 }
 
+/** Sees every finished call: its path, gRPC code and error (if any). */
+export type CallObserver = (path: string, code: number, error: unknown) => void;
+
 /** Options of {@linkcode ServerMetrics}. */
 export interface ServerMetricsOptions {
   /** The backend quota in force (etcd's `--quota-backend-bytes`). */
@@ -221,6 +224,7 @@ export class ServerMetrics {
   #puts = 0;
   #deletes = 0;
   #txns = 0;
+  #observe: CallObserver | undefined;
 
   /** The KV service's reporting point. */
   readonly mvcc: MvccCounters;
@@ -292,7 +296,11 @@ export class ServerMetrics {
    * The same methods, each counted: started, handled by code, messages
    * and bytes both ways. Every method is registered at 0 at once.
    */
-  instrument(table: GrpcServiceTable): GrpcServiceTable {
+  instrument(
+    table: GrpcServiceTable,
+    observe?: CallObserver,
+  ): GrpcServiceTable {
+    this.#observe = observe;
     const out = new Map<string, GrpcMethod>();
     for (const [path, method] of table) {
       const slash = path.lastIndexOf("/");
@@ -329,6 +337,7 @@ export class ServerMetrics {
       code = GrpcStatus.CANCELLED;
     }
     counts.handled[code]!++;
+    this.#observe?.(context.path, code, error);
   }
 
   #wrap(method: GrpcMethod, counts: MethodCounts): GrpcMethod {
