@@ -49,6 +49,7 @@ import {
 } from "./http2/connection.ts";
 import { CONNECTION_PREFACE, ErrorCode } from "./http2/frame.ts";
 import { type HeaderList, HpackEncoder } from "./http2/hpack.ts";
+import type { KeepaliveOptions } from "./http2/keepalive.ts";
 
 /** Limits of the server, on top of each connection's. */
 export interface GrpcServerLimits extends ConnectionLimits {
@@ -103,6 +104,11 @@ export interface ServeGrpcOptions {
   limits?: Partial<GrpcServerLimits>;
   /** Handlers for HTTP/1.1 and non-gRPC HTTP/2. */
   fallback?: GrpcFallback;
+  /**
+   * gRPC keepalive (ping enforcement and server pings), as grpc-go's
+   * server; absent: pings are only answered.
+   */
+  keepalive?: KeepaliveOptions;
   /** Called for a method's non-GrpcError failure (default: ignored). */
   onError?(error: unknown, path: string): void;
 }
@@ -196,7 +202,12 @@ export function serveGrpc(options: ServeGrpcOptions): GrpcServer {
           onStream: (stream, headers, endStream) =>
             onStream(ctx, stream, headers, endStream),
           onClose: () => connections.delete(connection),
-        }, { role: "server", limits, initialBytes: head });
+        }, {
+          role: "server",
+          limits,
+          initialBytes: head,
+          keepalive: options.keepalive,
+        });
         connections.add(connection);
       }, () => rawSockets.delete(conn));
     }
