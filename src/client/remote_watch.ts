@@ -105,7 +105,8 @@ export async function* remoteWatch(
         },
       }));
       for await (const message of call) {
-        const res = pb.decodeWatchResponse(message);
+        // In place: the message is the transport's private copy.
+        const res = pb.decodeWatchResponse(message, { takeInput: true });
         backoffMs = REOPEN_BACKOFF_FIRST_MS;
         if (res.created && !res.canceled) {
           if (nextRevision === 0) {

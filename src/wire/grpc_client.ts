@@ -89,6 +89,8 @@ export interface ConnectGrpcOptions {
 
 /** The default response size limit: as grpc-go's client (4 MiB). */
 const DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = 4 << 20;
+/** Paths whose encoded request headers are kept (a service has a few). */
+const FIXED_BLOCKS_MAX = 64;
 /** Undelivered response bytes before window credit is held back. */
 const RESPONSE_QUEUE_BYTES = 64 << 10;
 
@@ -144,35 +146,58 @@ export async function connectGrpc(
   const maxReceive = options.maxReceiveMessageBytes ??
     DEFAULT_MAX_RECEIVE_MESSAGE_BYTES;
 
+  // The fixed part of each request's headers, HPACK-encoded once per path:
+  // the encoder is stateless, so blocks concatenate, and re-encoding (with
+  // Huffman) the same six headers was a tenth of a unary call's CPU.
+  const fixedBlocks = new Map<string, Uint8Array>();
+  const fixedBlock = (path: string): Uint8Array => {
+    let block = fixedBlocks.get(path);
+    if (block === undefined) {
+      block = connection.encoder.encode([
+        ":method",
+        "POST",
+        ":scheme",
+        "http",
+        ":path",
+        path,
+        ":authority",
+        authority,
+        "content-type",
+        "application/grpc",
+        "te",
+        "trailers",
+      ]);
+      if (fixedBlocks.size >= FIXED_BLOCKS_MAX) fixedBlocks.clear();
+      fixedBlocks.set(path, block);
+    }
+    return block;
+  };
+
   const open = (
     path: string,
     callOptions: CallOptions,
     call: ClientCall,
     slotReserved = false,
   ) => {
-    const headers: HeaderList = [
-      ":method",
-      "POST",
-      ":scheme",
-      "http",
-      ":path",
-      path,
-      ":authority",
-      authority,
-      "content-type",
-      "application/grpc",
-      "te",
-      "trailers",
-    ];
-    if (callOptions.timeoutMs !== undefined) {
-      headers.push("grpc-timeout", formatGrpcTimeout(callOptions.timeoutMs));
-    }
-    for (const [name, value] of Object.entries(callOptions.metadata ?? {})) {
-      headers.push(name.toLowerCase(), value);
+    let block = fixedBlock(path);
+    const { timeoutMs, metadata } = callOptions;
+    if (timeoutMs !== undefined || metadata !== undefined) {
+      const extra: HeaderList = [];
+      if (timeoutMs !== undefined) {
+        extra.push("grpc-timeout", formatGrpcTimeout(timeoutMs));
+      }
+      for (const [name, value] of Object.entries(metadata ?? {})) {
+        extra.push(name.toLowerCase(), value);
+      }
+      const tail = connection.encoder.encode(extra);
+      const joined = new Uint8Array(block.length + tail.length);
+      joined.set(block);
+      joined.set(tail, block.length);
+      block = joined;
     }
     let stream: Http2Stream;
     try {
-      stream = connection.openStream(headers, false, call, slotReserved);
+      stream = connection.openStream(block, false, call, slotReserved);
     } catch (error) {
       const message = error instanceof Http2Error
         ? error.message

@@ -442,13 +442,15 @@ export class Http2Connection {
   }
 
   /**
-   * Opens a stream from our side (client role) with its request headers.
+   * Opens a stream from our side (client role) with its request headers:
+   * a header list, or a block already encoded statelessly (a client sends
+   * the same few blocks again and again; see `HpackEncoder`).
    *
    * @throws {Http2Error} REFUSED_STREAM when the connection is draining or
    *   the peer's concurrency limit is reached
    */
   openStream(
-    headers: HeaderList,
+    headers: HeaderList | Uint8Array,
     endStream: boolean,
     handler: StreamHandler = {},
     slotReserved = false,
@@ -471,7 +473,9 @@ export class Http2Connection {
     this.#ownStreams++;
     stream.handler = handler;
     this.#streams.set(stream.id, stream);
-    stream.sendHeaders(headers, endStream);
+    if (headers instanceof Uint8Array) {
+      stream.sendHeaderBlock(headers, endStream);
+    } else stream.sendHeaders(headers, endStream);
     return stream;
   }
 
