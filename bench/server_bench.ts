@@ -4,8 +4,9 @@
  * workloads: put with 1 and 64 in flight, get (64 in flight), a 100-key
  * range, txn compare-and-swap, and a watch event stream. For each: ops/s,
  * latency p50/p99, and server CPU µs per op (utime+stime of the server
- * process from /proc/<pid>/stat, clock ticks). fsyncs per op are not
- * measured (no portable counter without strace).
+ * process from /proc/<pid>/stat, clock ticks), and WAL fsyncs per op from
+ * each server's own /metrics (etcd's `etcd_disk_wal_fsync_duration_seconds`
+ * count, revkv's `revkv_wal_fsyncs_total`).
  *
  *   deno run -A bench/server_bench.ts            # prints a markdown table
  *   REVKV_BENCH_SCALE=0.2 deno run -A bench/server_bench.ts   # shorter
@@ -28,6 +29,27 @@ interface Row {
   p50Ms: number;
   p99Ms: number;
   cpuMicrosPerOp: number;
+  fsyncsPerOp: number;
+}
+
+/** A server under test: its client address, PID and fsync counter. */
+interface Target {
+  address: string;
+  pid: number;
+  /** The WAL fsyncs the server has made so far (from its /metrics). */
+  fsyncs(): Promise<number>;
+}
+
+/** Sums the samples of counter `name` in the Prometheus text at `url`. */
+async function metricSum(url: string, name: string): Promise<number> {
+  const text = await (await fetch(url)).text();
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    if (line.startsWith(name + " ") || line.startsWith(name + "{")) {
+      sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+    }
+  }
+  return sum;
 }
 
 function cpuTicks(pid: number): number {
@@ -43,14 +65,15 @@ function percentile(sorted: number[], p: number): number {
 /** Runs `ops` calls of `op` with `inFlight` at a time; times each. */
 async function measure(
   workload: string,
-  pid: number,
+  target: Target,
   ops: number,
   inFlight: number,
   op: (i: number) => Promise<unknown>,
 ): Promise<Row> {
   const latencies: number[] = [];
   let next = 0;
-  const ticks0 = cpuTicks(pid);
+  const fsyncs0 = await target.fsyncs();
+  const ticks0 = cpuTicks(target.pid);
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: inFlight }, async () => {
@@ -63,10 +86,12 @@ async function measure(
     }),
   );
   const seconds = (performance.now() - t0) / 1000;
-  const cpuSeconds = (cpuTicks(pid) - ticks0) / TICKS_PER_SECOND;
+  const cpuSeconds = (cpuTicks(target.pid) - ticks0) / TICKS_PER_SECOND;
+  const fsyncs = (await target.fsyncs()) - fsyncs0;
   latencies.sort((a, b) => a - b);
   return {
     workload,
+    fsyncsPerOp: fsyncs / ops,
     ops,
     opsPerSecond: ops / seconds,
     p50Ms: percentile(latencies, 0.5),
@@ -77,7 +102,7 @@ async function measure(
 
 async function watchEvents(
   client: Etcd3,
-  pid: number,
+  target: Target,
   ops: number,
 ): Promise<Row> {
   const watcher = await client.watch().prefix("watched/").create();
@@ -91,7 +116,8 @@ async function watchEvents(
     latencies.push(performance.now() - sentAt[i]!);
     if (++seen === ops) allSeen();
   });
-  const ticks0 = cpuTicks(pid);
+  const fsyncs0 = await target.fsyncs();
+  const ticks0 = cpuTicks(target.pid);
   const t0 = performance.now();
   let next = 0;
   await Promise.all(
@@ -105,11 +131,13 @@ async function watchEvents(
   );
   await done;
   const seconds = (performance.now() - t0) / 1000;
-  const cpuSeconds = (cpuTicks(pid) - ticks0) / TICKS_PER_SECOND;
+  const cpuSeconds = (cpuTicks(target.pid) - ticks0) / TICKS_PER_SECOND;
+  const fsyncs = (await target.fsyncs()) - fsyncs0;
   await watcher.cancel();
   latencies.sort((a, b) => a - b);
   return {
     workload: "watch: put→event, 64 puts in flight",
+    fsyncsPerOp: fsyncs / ops,
     ops,
     opsPerSecond: ops / seconds,
     p50Ms: percentile(latencies, 0.5),
@@ -118,8 +146,8 @@ async function watchEvents(
   };
 }
 
-async function runWorkloads(address: string, pid: number): Promise<Row[]> {
-  const client = new Etcd3({ hosts: address });
+async function runWorkloads(target: Target): Promise<Row[]> {
+  const client = new Etcd3({ hosts: target.address });
   const n = (count: number) => Math.max(10, Math.round(count * SCALE));
   try {
     const rows: Row[] = [];
@@ -127,7 +155,7 @@ async function runWorkloads(address: string, pid: number): Promise<Row[]> {
     rows.push(
       await measure(
         "put, 1 in flight",
-        pid,
+        target,
         n(300),
         1,
         (i) => client.put(`p1/${i}`).value("v".repeat(64)).exec(),
@@ -136,7 +164,7 @@ async function runWorkloads(address: string, pid: number): Promise<Row[]> {
     rows.push(
       await measure(
         "put, 64 in flight",
-        pid,
+        target,
         n(5000),
         64,
         (i) => client.put(`p64/${i}`).value("v".repeat(64)).exec(),
@@ -145,7 +173,7 @@ async function runWorkloads(address: string, pid: number): Promise<Row[]> {
     rows.push(
       await measure(
         "get, 64 in flight",
-        pid,
+        target,
         n(5000),
         64,
         (i) => client.get(`p64/${i % 1000}`).string(),
@@ -157,7 +185,7 @@ async function runWorkloads(address: string, pid: number): Promise<Row[]> {
     rows.push(
       await measure(
         "range of 100 keys, 16 in flight",
-        pid,
+        target,
         n(1000),
         16,
         () => client.getAll().prefix("r/").strings(),
@@ -166,7 +194,7 @@ async function runWorkloads(address: string, pid: number): Promise<Row[]> {
     rows.push(
       await measure(
         "txn CAS, 16 in flight",
-        pid,
+        target,
         n(2000),
         16,
         (i) =>
@@ -175,7 +203,7 @@ async function runWorkloads(address: string, pid: number): Promise<Row[]> {
             .commit(),
       ),
     );
-    rows.push(await watchEvents(client, pid, n(5000)));
+    rows.push(await watchEvents(client, target, n(5000)));
     return rows;
   } finally {
     client.close();
@@ -188,11 +216,21 @@ const serve = await startServe(`${dir}/data`);
 let etcdRows: Row[];
 let revkvRows: Row[];
 try {
-  revkvRows = await runWorkloads(serve.address, serve.pid);
-  etcdRows = await runWorkloads(
-    etcd.endpoint.replace("http://", ""),
-    etcd.pid,
-  );
+  revkvRows = await runWorkloads({
+    address: serve.address,
+    pid: serve.pid,
+    fsyncs: () =>
+      metricSum(`${serve.endpoint}/metrics`, "revkv_wal_fsyncs_total"),
+  });
+  etcdRows = await runWorkloads({
+    address: etcd.endpoint.replace("http://", ""),
+    pid: etcd.pid,
+    fsyncs: () =>
+      metricSum(
+        `${etcd.endpoint}/metrics`,
+        "etcd_disk_wal_fsync_duration_seconds_count",
+      ),
+  });
 } finally {
   await serve.stop();
   await etcd.stop();
@@ -204,9 +242,9 @@ console.log(
   `server_bench (scale ${SCALE}), npm:etcd3 1.1.2, one connection\n`,
 );
 console.log(
-  "| workload | ops | revkv ops/s | etcd ops/s | ratio | revkv p50/p99 ms | etcd p50/p99 ms | revkv CPU µs/op | etcd CPU µs/op | CPU ratio |",
+  "| workload | ops | revkv ops/s | etcd ops/s | ratio | revkv p50/p99 ms | etcd p50/p99 ms | revkv CPU µs/op | etcd CPU µs/op | CPU ratio | revkv fsyncs/op | etcd fsyncs/op |",
 );
-console.log("|---|---|---|---|---|---|---|---|---|---|");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (let i = 0; i < revkvRows.length; i++) {
   const r = revkvRows[i]!;
   const e = etcdRows[i]!;
@@ -217,6 +255,8 @@ for (let i = 0; i < revkvRows.length; i++) {
       f(r.p99Ms, 2)
     } | ${f(e.p50Ms, 2)}/${f(e.p99Ms, 2)} | ${f(r.cpuMicrosPerOp)} | ${
       f(e.cpuMicrosPerOp)
-    } | ${f(r.cpuMicrosPerOp / e.cpuMicrosPerOp, 2)} |`,
+    } | ${f(r.cpuMicrosPerOp / e.cpuMicrosPerOp, 2)} | ${
+      f(r.fsyncsPerOp, 3)
+    } | ${f(e.fsyncsPerOp, 3)} |`,
   );
 }
