@@ -32,6 +32,7 @@ import { goQuote, hexUint, jsonString, utf8 } from "./go_format.ts";
 import { jsonHeader } from "./printers.ts";
 import { runCheckPerf } from "./check_perf.ts";
 import { goDuration, humanizeBytes, renderTable } from "./table.ts";
+import { runtime } from "../storage/runtime.ts";
 
 function notYet(what: string): (ctx: CommandContext) => Promise<void> {
   return async (ctx) => {
@@ -56,7 +57,7 @@ function unsupported(format: string): CliExit {
 
 /** Go's message for a missing file (`stat x: no such file or directory`). */
 function fileError(file: string, error: unknown): string {
-  if (error instanceof Deno.errors.NotFound) {
+  if (runtime.isNotFound(error)) {
     return `stat ${file}: no such file or directory`;
   }
   return (error as Error).message;

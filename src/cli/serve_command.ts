@@ -30,6 +30,7 @@ import type { GrpcServiceTable } from "../wire/grpc_service.ts";
 import type { CliIO } from "./context.ts";
 import { writeAll } from "./context.ts";
 import { utf8 } from "./go_format.ts";
+import { runtime } from "../storage/runtime.ts";
 
 /** How long shutdown waits for in-flight calls before closing anyway. */
 export const SHUTDOWN_GRACE_MS = 5_000;
@@ -222,15 +223,15 @@ export async function runServe(
   const stopped = new Promise<number>((resolve) => {
     const onSignal = () => {
       signals++;
-      if (signals > 1) Deno.exit(1);
+      if (signals > 1) runtime.exit(1);
       void writeAll(io.stdout, utf8("revkv: shutting down\n"));
       server.stop().then(() => resolve(0), async (error) => {
         await err(`revkv serve: shutdown: ${(error as Error).message}\n`);
         resolve(1);
       });
     };
-    Deno.addSignalListener("SIGINT", onSignal);
-    Deno.addSignalListener("SIGTERM", onSignal);
+    runtime.onSignal("SIGINT", onSignal);
+    runtime.onSignal("SIGTERM", onSignal);
   });
   return await stopped;
 }

@@ -30,6 +30,7 @@ import {
   newRecordedEntry,
   type RecordedEntry,
 } from "../mvcc/recorded_entry.ts";
+import { runtime } from "./runtime.ts";
 
 /** A change's key and value up to this size share a chunk with others. */
 export const REPLAY_CHUNK_BYTES = 64 * 1024;
@@ -315,19 +316,19 @@ export function applyReplayBatch(
 const WORKER_URL = new URL("./replay_worker.ts", import.meta.url);
 
 /**
- * Whether recovery can read in a worker: the real file system, `Worker`,
+ * Whether recovery can read in a worker: Deno (on Node recovery reads
+ * in-thread), the real file system, `Worker`,
  * and the worker's module readable without asking (a program run with
  * `--allow-read` for its data dir only cannot load it; it recovers
  * in-thread).
  */
 export function replayWorkerUsable(fs: StorageFs): boolean {
-  if (unwrapFs(fs) !== denoFs || typeof Worker !== "function") return false;
-  if (WORKER_URL.protocol !== "file:") return false;
+  if (runtime.name !== "deno" || unwrapFs(fs) !== denoFs) return false;
+  if (typeof Worker !== "function" || WORKER_URL.protocol !== "file:") {
+    return false;
+  }
   try {
-    return Deno.permissions.querySync({
-      name: "read",
-      path: WORKER_URL,
-    }).state === "granted";
+    return runtime.canRead(WORKER_URL);
   } catch {
     return false;
   }
