@@ -88,7 +88,10 @@ export interface Runtime {
   readonly stderr: RuntimeWriter;
   /** Standard input (touched on the first call only). */
   stdin(): ReadableStream<Uint8Array>;
-  /** Calls `listener` on `signal`; returns what removes it. */
+  /**
+   * Calls `listener` on `signal`; returns what removes it. While it is set
+   * the process stays alive (Deno's semantics, on Node too).
+   */
   onSignal(signal: RuntimeSignal, listener: () => void): () => void;
   /** Ends the process with `code`. */
   exit(code: number): never;

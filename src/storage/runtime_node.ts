@@ -26,6 +26,9 @@ import type { CommandOutput, Runtime, RuntimeWriter } from "./runtime.ts";
 /** Bytes per read call of `readFile`. */
 const READ_CHUNK_BYTES = 8 * 1024 * 1024;
 
+/** The longest interval a timer takes (keeps the process alive, idle). */
+const KEEP_ALIVE_INTERVAL_MS = 2 ** 31 - 1;
+
 /** `fn(...args, callback)` as a promise. */
 function call<T>(
   fn: (...args: never[]) => void,
@@ -256,7 +259,13 @@ export const nodeRuntime: Runtime = {
     Readable.toWeb(process.stdin) as unknown as ReadableStream<Uint8Array>,
   onSignal(signal, listener) {
     process.on(signal, listener);
-    return () => void process.off(signal, listener);
+    // As on Deno, a signal listener keeps the process alive (a CLI `watch`
+    // waits for nothing else); Node's does not on its own.
+    const alive = setInterval(() => {}, KEEP_ALIVE_INTERVAL_MS);
+    return () => {
+      clearInterval(alive);
+      process.off(signal, listener);
+    };
   },
   exit: (code) => process.exit(code),
   unrefTimer: (timer) => void (timer as { unref?: () => void }).unref?.(),
