@@ -6,6 +6,9 @@
  * - `node revkv-cli.mjs` and `deno run cli.ts` give the same bytes (stdout,
  *   stderr, exit code) for put, get -w json, txn from stdin, watch (ended by
  *   SIGINT once its history is out) and an error;
+ * - `node revkv-cli.mjs serve` answers real `etcdctl` (put, get, txn, del,
+ *   endpoint status/hashkv, watch with history and a live event) with the
+ *   bytes the Deno server gives, both started on copies of one data dir;
  * - `npm pack` of the package installs offline into an empty project, where
  *   `import("revkv")` opens a store, the `revkv` bin runs, and a TypeScript
  *   consumer type-checks against its `.d.ts`.
@@ -21,6 +24,9 @@ import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
 // deno-lint-ignore no-import-prefix
 import ts from "npm:typescript@5.9.3";
 import { bundle, BUNDLE_FILES } from "../scripts/bundle.ts";
+import { open } from "../mod.ts";
+import { runCtl } from "./etcd_oracle.ts";
+import { type ServeProcess, startServe } from "./server_helpers.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const SUITE = `${ROOT}tests/node/store_core.mjs`;
@@ -61,16 +67,25 @@ async function run(
   };
 }
 
-/** Runs a `watch`; once stdout holds `lines` lines, sends SIGINT. */
+/**
+ * Runs a `watch`: once stdout holds `lines` lines, calls `then` (if given)
+ * and waits for `thenLines` lines; then sends SIGINT.
+ */
 async function runWatch(
   command: string,
   args: string[],
-  cwd: string,
-  lines: number,
+  options: {
+    cwd?: string;
+    env?: Record<string, string>;
+    lines: number;
+    then?: () => Promise<unknown>;
+    thenLines?: number;
+  },
 ): Promise<Outcome> {
   const child = new Deno.Command(command, {
     args,
-    cwd,
+    cwd: options.cwd,
+    env: options.env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -79,19 +94,99 @@ async function runWatch(
   const stderr = new Response(child.stderr).text();
   const decoder = new TextDecoder();
   let stdout = "";
-  let signalled = false;
+  let stage: "history" | "then" | "signalled" = "history";
+  let then: Promise<unknown> | undefined;
   for await (const chunk of child.stdout) {
     stdout += decoder.decode(chunk, { stream: true });
-    if (!signalled && stdout.split("\n").length > lines) {
-      signalled = true;
+    const lines = stdout.split("\n").length - 1;
+    if (stage === "history" && lines >= options.lines) {
+      if (options.then === undefined) {
+        stage = "signalled";
+        child.kill("SIGINT");
+      } else {
+        stage = "then";
+        then = options.then();
+      }
+    }
+    if (stage === "then" && lines >= options.thenLines!) {
+      stage = "signalled";
       child.kill("SIGINT");
     }
   }
+  await then;
   const status = await child.status;
   return { code: status.code, stdout, stderr: await stderr };
 }
 
-Deno.test("node bundle: library suite, CLI bytes equal to Deno's, npm pack installs offline", async (t) => {
+/** The Node server and the Deno server, etcdctl's bytes compared. */
+async function serverStep(work: string, cliPath: string): Promise<void> {
+  // One store, copied: both servers start from the same bytes (same IDs,
+  // same term after their open), so only the endpoint differs.
+  const seed = await open(`${work}/serve-node`);
+  await seed.put("seed", "1");
+  await seed.close();
+  await run("cp", ["-a", `${work}/serve-node`, `${work}/serve-deno`]);
+  const nodeServer = await startServe(`${work}/serve-node`, [], [
+    "node",
+    cliPath,
+  ]);
+  const denoServer = await startServe(`${work}/serve-deno`);
+  try {
+    const ctl = async (endpoint: string, args: string[], stdin?: string) => {
+      const out = await runCtl(endpoint, args, stdin);
+      return {
+        code: out.code,
+        stdout: out.stdout.replaceAll(endpoint, "<endpoint>"),
+        stderr: out.stderr.replaceAll(endpoint, "<endpoint>"),
+      };
+    };
+    const both = async (args: string[], stdin?: string) => {
+      const node = await ctl(nodeServer.endpoint, args, stdin);
+      const deno = await ctl(denoServer.endpoint, args, stdin);
+      deepStrictEqual(node, deno, `etcdctl ${args.join(" ")}`);
+      equal(node.code, 0, node.stderr);
+      return node;
+    };
+    equal((await both(["put", "foo", "bar"])).stdout, "OK\n");
+    const got = await both(["get", "foo", "-w", "json"]);
+    match(got.stdout, /"revision":3,/);
+    await both(["put", "foo", "baz", "--prev-kv", "-w", "json"]);
+    await both(
+      ["txn", "-w", "json"],
+      'value("foo") = "baz"\n\nput foo qux\nget seed\n\nput never y\n\n',
+    );
+    await both(["get", "", "--prefix", "--keys-only"]);
+    await both(["del", "seed", "--prev-kv"]);
+    await both(["endpoint", "status", "-w", "json"]);
+    await both(["endpoint", "hashkv", "-w", "json"]);
+    // watch: the history from revision 1 (5 events, 3 lines each, the
+    // delete's value empty), then a live put, then Ctrl-C.
+    const watch = (server: ServeProcess) =>
+      runWatch("etcdctl", [
+        `--endpoints=${server.endpoint}`,
+        "watch",
+        "",
+        "--prefix",
+        "--rev",
+        "1",
+      ], {
+        env: { ETCDCTL_API: "3" },
+        lines: 15,
+        then: () => runCtl(server.endpoint, ["put", "live", "1"]),
+        thenLines: 18,
+      });
+    const nodeWatch = await watch(nodeServer);
+    const denoWatch = await watch(denoServer);
+    deepStrictEqual(nodeWatch.stdout, denoWatch.stdout, "watch");
+    match(nodeWatch.stdout, /^PUT\nseed\n1\n/);
+    match(nodeWatch.stdout, /PUT\nlive\n1\n$/);
+  } finally {
+    equal(await nodeServer.stop(), 0);
+    equal(await denoServer.stop(), 0);
+  }
+}
+
+Deno.test("node bundle: library suite, CLI and server bytes equal to Deno's, npm pack installs offline", async (t) => {
   const work = await Deno.makeTempDir({ prefix: "revkv-node-bundle-" });
   try {
     const dist = `${work}/dist`;
@@ -170,17 +265,14 @@ Deno.test("node bundle: library suite, CLI bytes equal to Deno's, npm pack insta
           "--rev",
           "1",
         ];
-        const nodeWatch = await runWatch(
-          "node",
-          [cliPath, ...watchArgs],
-          nodeCwd,
-          12,
-        );
+        const nodeWatch = await runWatch("node", [cliPath, ...watchArgs], {
+          cwd: nodeCwd,
+          lines: 12,
+        });
         const denoWatch = await runWatch(
           "deno",
           ["run", "-A", `${ROOT}cli.ts`, ...watchArgs],
-          denoCwd,
-          12,
+          { cwd: denoCwd, lines: 12 },
         );
         deepStrictEqual(nodeWatch, denoWatch, "watch");
         equal(nodeWatch.code, 0, nodeWatch.stderr);
@@ -197,6 +289,11 @@ Deno.test("node bundle: library suite, CLI bytes equal to Deno's, npm pack insta
         ]);
         equal(missing.code, 2);
       },
+    );
+
+    await t.step(
+      "node revkv-cli.mjs serve answers etcdctl as the Deno server does",
+      () => serverStep(work, cliPath),
     );
 
     await t.step(

@@ -31,6 +31,7 @@ import type { CliIO } from "./context.ts";
 import { writeAll } from "./context.ts";
 import { utf8 } from "./go_format.ts";
 import { runtime } from "../storage/runtime.ts";
+import { listenTcp, type SocketListener } from "../wire/socket.ts";
 
 /** How long shutdown waits for in-flight calls before closing anyway. */
 export const SHUTDOWN_GRACE_MS = 5_000;
@@ -45,7 +46,7 @@ export interface RunningTransport {
 
 /** Starts the gRPC transport on a listener with a method table. */
 export type StartTransport = (
-  listener: Deno.Listener,
+  listener: SocketListener,
   methods: GrpcServiceTable,
   limits: { maxRequestBytes: number },
 ) => RunningTransport;
@@ -111,7 +112,7 @@ export async function startServer(
     maxRequestBytes: config.maxRequestBytes,
     progress: true,
   });
-  const listeners: Deno.Listener[] = [];
+  const listeners: SocketListener[] = [];
   const transports: RunningTransport[] = [];
   let stopCompaction = () => {};
   const closing = new AbortController();
@@ -129,7 +130,7 @@ export async function startServer(
       const hostname = url.hostname === "localhost"
         ? "127.0.0.1"
         : url.hostname.replace(/^\[(.*)\]$/, "$1");
-      listeners.push(Deno.listen({ hostname, port: Number(url.port) }));
+      listeners.push(await listenTcp({ hostname, port: Number(url.port) }));
     }
     for (const listener of listeners) {
       transports.push(
@@ -153,7 +154,7 @@ export async function startServer(
     throw error;
   }
   const urls = listeners.map((l) => {
-    const addr = l.addr as Deno.NetAddr;
+    const addr = l.addr;
     const host = addr.hostname.includes(":")
       ? `[${addr.hostname}]`
       : addr.hostname;

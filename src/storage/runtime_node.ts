@@ -16,6 +16,7 @@ import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import { Buffer } from "node:buffer";
 import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { tmpdir } from "node:os";
 import process from "node:process";
 import { Readable } from "node:stream";
@@ -241,9 +242,8 @@ export const nodeRuntime: Runtime = {
   readDirNames: (path) => fsp.readdir(path),
   stat: (path) => fsp.stat(path),
   async makeTempFile(prefix) {
-    const dir = await fsp.mkdtemp(`${tmpdir()}/${prefix}`);
-    const path = `${dir}/file`;
-    await fsp.writeFile(path, new Uint8Array(0));
+    const path = `${tmpdir()}/${prefix}${randomUUID()}`;
+    await fsp.writeFile(path, new Uint8Array(0), { flag: "wx", mode: 0o600 });
     return path;
   },
   isNotFound: (error) => errorCode(error) === "ENOENT",
