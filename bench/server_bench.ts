@@ -10,6 +10,8 @@
  *   deno run -A bench/server_bench.ts            # prints a markdown table
  *   REVKV_BENCH_SCALE=0.2 deno run -A bench/server_bench.ts   # shorter
  *
+ * `bench/node_bench.ts` runs the same workloads against the Node build.
+ *
  * Both servers fsync (etcd's defaults; serve without --unsafe-no-fsync).
  */
 
@@ -21,7 +23,8 @@ import { startServe } from "../tests/server_helpers.ts";
 const SCALE = Number(Deno.env.get("REVKV_BENCH_SCALE") ?? 1);
 const TICKS_PER_SECOND = 100; // getconf CLK_TCK on Linux
 
-interface Row {
+/** One workload's figures. */
+export interface Row {
   workload: string;
   ops: number;
   opsPerSecond: number;
@@ -118,7 +121,11 @@ async function watchEvents(
   };
 }
 
-async function runWorkloads(address: string, pid: number): Promise<Row[]> {
+/** Runs every workload against the server at `address` (process `pid`). */
+export async function runWorkloads(
+  address: string,
+  pid: number,
+): Promise<Row[]> {
   const client = new Etcd3({ hosts: address });
   const n = (count: number) => Math.max(10, Math.round(count * SCALE));
   try {
@@ -182,41 +189,43 @@ async function runWorkloads(address: string, pid: number): Promise<Row[]> {
   }
 }
 
-const dir = await Deno.makeTempDir({ prefix: "revkv_server_bench_" });
-const etcd = await startEtcd();
-const serve = await startServe(`${dir}/data`);
-let etcdRows: Row[];
-let revkvRows: Row[];
-try {
-  revkvRows = await runWorkloads(serve.address, serve.pid);
-  etcdRows = await runWorkloads(
-    etcd.endpoint.replace("http://", ""),
-    etcd.pid,
-  );
-} finally {
-  await serve.stop();
-  await etcd.stop();
-  await Deno.remove(dir, { recursive: true });
-}
+if (import.meta.main) {
+  const dir = await Deno.makeTempDir({ prefix: "revkv_server_bench_" });
+  const etcd = await startEtcd();
+  const serve = await startServe(`${dir}/data`);
+  let etcdRows: Row[];
+  let revkvRows: Row[];
+  try {
+    revkvRows = await runWorkloads(serve.address, serve.pid);
+    etcdRows = await runWorkloads(
+      etcd.endpoint.replace("http://", ""),
+      etcd.pid,
+    );
+  } finally {
+    await serve.stop();
+    await etcd.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
 
-const f = (x: number, digits = 0) => x.toFixed(digits);
-console.log(
-  `server_bench (scale ${SCALE}), npm:etcd3 1.1.2, one connection\n`,
-);
-console.log(
-  "| workload | ops | revkv ops/s | etcd ops/s | ratio | revkv p50/p99 ms | etcd p50/p99 ms | revkv CPU µs/op | etcd CPU µs/op | CPU ratio |",
-);
-console.log("|---|---|---|---|---|---|---|---|---|---|");
-for (let i = 0; i < revkvRows.length; i++) {
-  const r = revkvRows[i]!;
-  const e = etcdRows[i]!;
+  const f = (x: number, digits = 0) => x.toFixed(digits);
   console.log(
-    `| ${r.workload} | ${r.ops} | ${f(r.opsPerSecond)} | ${
-      f(e.opsPerSecond)
-    } | ${f(r.opsPerSecond / e.opsPerSecond, 2)} | ${f(r.p50Ms, 2)}/${
-      f(r.p99Ms, 2)
-    } | ${f(e.p50Ms, 2)}/${f(e.p99Ms, 2)} | ${f(r.cpuMicrosPerOp)} | ${
-      f(e.cpuMicrosPerOp)
-    } | ${f(r.cpuMicrosPerOp / e.cpuMicrosPerOp, 2)} |`,
+    `server_bench (scale ${SCALE}), npm:etcd3 1.1.2, one connection\n`,
   );
+  console.log(
+    "| workload | ops | revkv ops/s | etcd ops/s | ratio | revkv p50/p99 ms | etcd p50/p99 ms | revkv CPU µs/op | etcd CPU µs/op | CPU ratio |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|---|---|");
+  for (let i = 0; i < revkvRows.length; i++) {
+    const r = revkvRows[i]!;
+    const e = etcdRows[i]!;
+    console.log(
+      `| ${r.workload} | ${r.ops} | ${f(r.opsPerSecond)} | ${
+        f(e.opsPerSecond)
+      } | ${f(r.opsPerSecond / e.opsPerSecond, 2)} | ${f(r.p50Ms, 2)}/${
+        f(r.p99Ms, 2)
+      } | ${f(e.p50Ms, 2)}/${f(e.p99Ms, 2)} | ${f(r.cpuMicrosPerOp)} | ${
+        f(e.cpuMicrosPerOp)
+      } | ${f(r.cpuMicrosPerOp / e.cpuMicrosPerOp, 2)} |`,
+    );
+  }
 }
