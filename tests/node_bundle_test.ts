@@ -9,6 +9,8 @@
  * - `node revkv-cli.mjs serve` answers real `etcdctl` (put, get, txn, del,
  *   endpoint status/hashkv, watch with history and a live event) with the
  *   bytes the Deno server gives, both started on copies of one data dir;
+ * - kill -9 of a Node process writing through the bundle (a few seeded
+ *   rounds, REVKV_NODE_KILL9_SEED): every acknowledged put survives;
  * - `npm pack` of the package installs offline into an empty project, where
  *   `import("revkv")` opens a store, the `revkv` bin runs, and a TypeScript
  *   consumer type-checks against its `.d.ts`.
@@ -116,6 +118,78 @@ async function runWatch(
   await then;
   const status = await child.status;
   return { code: status.code, stdout, stderr: await stderr };
+}
+
+/** Rounds of the Node kill -9 test (REVKV_NODE_KILL9_ROUNDS). */
+const KILL9_ROUNDS = Number(Deno.env.get("REVKV_NODE_KILL9_ROUNDS") ?? 4);
+/** Writes run this long at least before the kill… */
+const KILL_AFTER_MIN_MS = 100;
+/** …and at most this much longer. */
+const KILL_AFTER_SPAN_MS = 300;
+
+/**
+ * kill -9 of a Node process writing through the bundle, `KILL9_ROUNDS`
+ * times at seeded moments: every acknowledged put is there after each
+ * kill, read back by the Deno build (same data dir format).
+ */
+async function kill9Step(work: string, library: string): Promise<void> {
+  const seed = Number(
+    Deno.env.get("REVKV_NODE_KILL9_SEED") ??
+      Math.floor(Math.random() * 2 ** 31),
+  );
+  console.log(`REVKV_NODE_KILL9_SEED=${seed}`);
+  const random = prng(seed);
+  const dir = `${work}/kill9`;
+  let acked = 0;
+  for (let round = 0; round < KILL9_ROUNDS; round++) {
+    const child = new Deno.Command("node", {
+      args: [`${ROOT}tests/node/crash_child.mjs`, library, dir, String(acked)],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(CHILD_TIMEOUT_MS),
+    }).spawn();
+    const stderr = new Response(child.stderr).text();
+    const decoder = new TextDecoder();
+    let out = "";
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    for await (const chunk of child.stdout) {
+      out += decoder.decode(chunk, { stream: true });
+      if (timer === undefined && out.includes("ready ")) {
+        timer = setTimeout(
+          () => child.kill("SIGKILL"),
+          KILL_AFTER_MIN_MS + random() * KILL_AFTER_SPAN_MS,
+        );
+      }
+    }
+    const status = await child.status;
+    clearTimeout(timer);
+    equal(status.signal, "SIGKILL", `round ${round}: ${await stderr}`);
+    const acks = [...out.matchAll(/^ack (\d+)$/gm)].map((m) => Number(m[1]));
+    ok(acks.length > 0, `round ${round}: no write acknowledged`);
+    const db = await open(dir);
+    try {
+      for (const i of acks) {
+        const got = await db.get(`n${i}`);
+        equal(got.kvs[0]?.valueText, `v${i}`, `round ${round}: n${i} lost`);
+      }
+    } finally {
+      await db.close();
+    }
+    acked = Math.max(acked, ...acks) + 1;
+  }
+}
+
+/** A small seeded PRNG (mulberry32). */
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 /** The Node server and the Deno server, etcdctl's bytes compared. */
@@ -294,6 +368,11 @@ Deno.test("node bundle: library suite, CLI and server bytes equal to Deno's, npm
     await t.step(
       "node revkv-cli.mjs serve answers etcdctl as the Deno server does",
       () => serverStep(work, cliPath),
+    );
+
+    await t.step(
+      "kill -9 of a Node writer: every acknowledged put survives",
+      () => kill9Step(work, `${dist}/${BUNDLE_FILES.library}`),
     );
 
     await t.step(
