@@ -30,6 +30,8 @@ export {
   type ScanOptions,
   Store,
 } from "./src/store.ts";
+export { connect, type ConnectOptions } from "./src/client/connect.ts";
+export { RemoteStore } from "./src/client/remote_store.ts";
 export type {
   HashKvResponse,
   KvStore,

@@ -21,7 +21,8 @@
  * reclaims in bounded background steps (src/store/compaction.ts). Leases
  * carry wall-clock deadlines through the WAL; `open()` revokes the ones
  * that expired while the store was closed before it resolves. A journal
- * failure stops writes (fail-stop); reads go on.
+ * failure stops writes (fail-stop); reads go on. So does a full disk at
+ * open, when recovery needed no writes (`RecoveryReport.writesRefused`).
  *
  * @module
  */
@@ -156,6 +157,23 @@ export interface OpenOptions extends DataDirOptions {
   maxWritesInFlight?: number;
   /** Most bytes of writes admitted but not yet durable (default `MAX_WRITE_BYTES_IN_FLIGHT`). */
   maxWriteBytesInFlight?: number;
+  /**
+   * Serve this data dir's store to other processes of the same user on the
+   * unix socket `<dir>/revkv.sock` (mode 0600) while it is open (default
+   * true; ignored in memory). A second `open(dir, { whenLocked: "connect" })`
+   * — the CLI's, for one — then reaches this store instead of being
+   * refused.
+   */
+  share?: boolean;
+  /**
+   * What `open(dir)` does when another process holds the data dir:
+   * `"fail"` (default) throws `LockedError`; `"connect"` connects to the
+   * owner's local endpoint and resolves to a remote `KvStore` with the
+   * same semantics (a watch here sees the owner's writes and the other
+   * way round). When the owner exits, that store's calls fail; the next
+   * `open(dir)` becomes the owner.
+   */
+  whenLocked?: "fail" | "connect";
 }
 
 import type {
@@ -180,6 +198,8 @@ export let storeInternals: {
   expireLeases(store: Store): Promise<number>;
   /** Whether a lease exists. */
   leaseExists(store: Store, id: bigint): boolean;
+  /** What `close()` runs first (stopping the local endpoint). */
+  setBeforeClose(store: Store, stop: () => Promise<void>): void;
 };
 
 /**
@@ -216,6 +236,8 @@ export class Store implements KvStore {
   #raftTerm = 2;
   readonly #watchHub: WatchHub;
   #closed = false;
+  /** Stops the local endpoint (`OpenOptions.share`), run first by close. */
+  #beforeClose: (() => Promise<void>) | undefined;
 
   static {
     // The internals tests and revkv's own modules use, reachable only by
@@ -224,6 +246,9 @@ export class Store implements KvStore {
       getSync: (store, key, options) => store.#getSync(key, options),
       expireLeases: (store) => store.#expireLeases(),
       leaseExists: (store, id) => store.#leaseExists(id),
+      setBeforeClose: (store, stop) => {
+        store.#beforeClose = stop;
+      },
     };
   }
 
@@ -245,6 +270,9 @@ export class Store implements KvStore {
       () => journal?.compactionHeld === true,
     );
     this.#recovery = durable?.report;
+    // A full disk at open: reads are served, writes refused (and NOSPACE).
+    const writesRefused = durable?.report.writesRefused;
+    if (writesRefused) this.#writer.refuseWrites(writesRefused);
     this.#clusterId = durable?.meta.clusterId ?? randomId();
     this.#memberId = durable?.meta.memberId ?? randomId();
     this.#raftTerm = durable?.meta.term ?? 2;
@@ -607,13 +635,18 @@ export class Store implements KvStore {
    * store flushes what is pending, cancels a running snapshot and releases
    * its data dir.
    */
-  close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    // Other processes' calls on the local endpoint finish first.
+    const stopSharing = this.#beforeClose;
+    this.#beforeClose = undefined;
+    await stopSharing?.().catch(() => {});
+    if (this.#closed) return;
     this.#closed = true;
     this.#leases.stop();
     this.#watchHub.close();
     this.#compaction.stop();
-    return this.#writer.journal?.close() ?? Promise.resolve();
+    await this.#writer.journal?.close();
   }
 
   // --- durability ---------------------------------------------------------
@@ -660,6 +693,8 @@ export class Store implements KvStore {
         leader: memberId,
         raftIndex: header.revision,
         raftTerm: header.raftTerm,
+        raftAppliedIndex: header.revision,
+        isLearner: false,
         errors: this.alarms().map((name) =>
           `memberID:${memberId} alarm:${name} `
         ),
@@ -776,9 +811,15 @@ export class Store implements KvStore {
     return { header: this.header() };
   }
 
-  /** Active alarms (etcd's `alarm list`): `["NOSPACE"]` when over quota. */
+  /**
+   * Active alarms (etcd's `alarm list`): `["NOSPACE"]` when over quota, or
+   * when the store was opened on a full disk (see
+   * `RecoveryReport.writesRefused`; that one lasts until a reopen).
+   */
   alarms(): string[] {
-    return this.#alarmNoSpace ? ["NOSPACE"] : [];
+    return this.#alarmNoSpace || this.#recovery?.writesRefused !== undefined
+      ? ["NOSPACE"]
+      : [];
   }
 
   /**
@@ -1109,18 +1150,56 @@ export class Store implements KvStore {
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
+export function open(
+  path: string,
+  options: OpenOptions & { whenLocked: "connect" },
+): Promise<KvStore>;
+export function open(path?: string, options?: OpenOptions): Promise<Store>;
 export async function open(
   path?: string,
   options: OpenOptions = {},
-): Promise<Store> {
+): Promise<Store | KvStore> {
   if (path === undefined) return new Store(options);
-  const durable = await openDataDir(path, options);
+  let durable: OpenDataDir;
+  try {
+    durable = await openDataDir(path, options);
+  } catch (error) {
+    if (
+      options.whenLocked !== "connect" ||
+      (error as Error).name !== "LockedError"
+    ) throw error;
+    // Loaded only here: the client is not part of an embedded store.
+    const { connectToOwner } = await import("./client/shared_dir.ts");
+    return await connectToOwner(
+      path,
+      error as Error,
+      () => open(path, { ...options, whenLocked: "fail" }),
+    );
+  }
   const store = new Store(options, durable);
   if (durable.leases.size > 0) {
     await revokeExpiredAtOpen(
       () => storeInternals.expireLeases(store),
       () => store.close(),
     );
+  }
+  if (options.share ?? true) {
+    // Loaded only here: the server's modules cost nothing to stores that
+    // do not share (the CLI's short commands, in-memory stores).
+    const { serveLocalEndpoint } = await import(
+      "./server/local_endpoint.ts"
+    );
+    try {
+      const stop = await serveLocalEndpoint(
+        store,
+        path,
+        options.maxRequestBytes,
+      );
+      if (stop) storeInternals.setBeforeClose(store, stop);
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
   }
   return store;
 }

@@ -74,6 +74,10 @@ export interface StatusResponse {
   raftIndex: number;
   /** The raft term. */
   raftTerm: number;
+  /** The raft index applied to the state (revkv: the revision). */
+  raftAppliedIndex: number;
+  /** Whether the member is a raft learner (revkv: never). */
+  isLearner: boolean;
   /** Alarms and errors, in etcd's words. */
   errors: string[];
 }

@@ -9,6 +9,7 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 // deno-lint-ignore no-import-prefix
 import { Etcd3 } from "npm:etcd3@1.1.2";
+import { prng } from "./_prng.ts";
 import { startServe } from "./server_helpers.ts";
 
 const CLIENTS = 16;
@@ -17,17 +18,6 @@ const ROUNDS = Number(Deno.env.get("REVKV_KILL9_ROUNDS") ?? 12);
 const KILL_AFTER_MIN_MS = 150;
 /** …and at most this long. */
 const KILL_AFTER_SPAN_MS = 400;
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 Deno.test({
   name:

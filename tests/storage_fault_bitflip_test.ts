@@ -69,7 +69,7 @@ async function copyDir(from: string, to: string): Promise<void> {
     if (entry.isDirectory) {
       await Deno.mkdir(`${to}/${entry.name}`);
       await copyDir(`${from}/${entry.name}`, `${to}/${entry.name}`);
-    } else {
+    } else if (entry.isFile) {
       await Deno.copyFile(`${from}/${entry.name}`, `${to}/${entry.name}`);
     }
   }

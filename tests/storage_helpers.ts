@@ -23,7 +23,10 @@ export async function withTempDir(
 
 /** Faults a `FaultFs` can inject. */
 export interface Faults {
-  /** Fail WAL/snapshot writes with ENOSPC once this many more bytes were written. */
+  /**
+   * Fail writes with ENOSPC once this many more bytes were written (a whole
+   * file written past it keeps the bytes that fit).
+   */
   spaceLeftBytes?: number;
   /** Fail every fdatasync from now on. */
   failSync?: boolean;
@@ -72,13 +75,19 @@ export class FaultFs implements StorageFs {
   readFile(path: string) {
     return denoFs.readFile(path);
   }
-  writeFile(
+  async writeFile(
     path: string,
     bytes: Uint8Array,
     options?: { createNew?: boolean },
   ) {
+    const left = this.faults.spaceLeftBytes;
+    if (left !== undefined && bytes.length > left) {
+      // As a real full disk: the bytes that fit reach the file, then ENOSPC
+      // (so a caller that does not clean up leaves a partial file).
+      await denoFs.writeFile(path, bytes.subarray(0, left), options);
+    }
     this.#consume(bytes.length);
-    return denoFs.writeFile(path, bytes, options);
+    return await denoFs.writeFile(path, bytes, options);
   }
   readDir(path: string) {
     return denoFs.readDir(path);

@@ -53,7 +53,8 @@ async function copyAsCrashed(from: string, to: string): Promise<void> {
     if (entry.name === "LOCK") continue; // held by this (live) process
     const path = `${from}/${entry.name}`;
     if (entry.isDirectory) await copyAsCrashed(path, `${to}/${entry.name}`);
-    else await Deno.copyFile(path, `${to}/${entry.name}`);
+    // Only files: a live store's dir also holds its socket (revkv.sock).
+    else if (entry.isFile) await Deno.copyFile(path, `${to}/${entry.name}`);
   }
 }
 

@@ -57,7 +57,7 @@ async function copyDir(from: string, to: string): Promise<void> {
   for await (const entry of Deno.readDir(from)) {
     if (entry.isDirectory) {
       await copyDir(`${from}/${entry.name}`, `${to}/${entry.name}`);
-    } else if (entry.name !== "LOCK") {
+    } else if (entry.name !== "LOCK" && entry.isFile) {
       await Deno.copyFile(`${from}/${entry.name}`, `${to}/${entry.name}`);
     }
   }

@@ -14,6 +14,7 @@ import { open, WalCorruptionError } from "../mod.ts";
 import { frameOffsets, withTempDir } from "./storage_helpers.ts";
 import { denoFs } from "../src/storage/fs.ts";
 import { listSegments } from "../src/storage/wal.ts";
+import { TORN_FILES_KEPT } from "../src/storage/wal_tail.ts";
 
 const SEGMENT_BYTES = 64 * 1024;
 /** Frames whose length and type bits are all flipped (40 opens each). */
@@ -26,7 +27,9 @@ async function snapshotFiles(dir: string): Promise<Map<string, Uint8Array>> {
     for await (const entry of Deno.readDir(`${dir}/${sub}`)) {
       const rel = sub === "" ? entry.name : `${sub}/${entry.name}`;
       if (entry.isDirectory) await walk(rel);
-      else files.set(rel, await Deno.readFile(`${dir}/${rel}`));
+      else if (entry.isFile) {
+        files.set(rel, await Deno.readFile(`${dir}/${rel}`));
+      }
     }
   };
   await walk("");
@@ -291,5 +294,39 @@ Deno.test("bytes kept aside go with their segment once a snapshot covers it", as
     } finally {
       await reopened.close();
     }
+  });
+});
+
+Deno.test("kept-aside bytes are bounded: the newest TORN_FILES_KEPT cuts stay, by offset", async () => {
+  await withTempDir(async (dir) => {
+    const options = {
+      durability: "none" as const,
+      segmentBytes: SEGMENT_BYTES,
+    };
+    let db = await open(dir, options);
+    // The first cut lands below offset 10,000 and later ones above it, so
+    // keeping "the newest" must compare offsets as numbers, not as names.
+    for (let i = 0; i < 100; i++) await db.put(`key-${i}`, `value-${i}`);
+    await db.close();
+    const cuts: string[] = [];
+    for (let round = 0; round < TORN_FILES_KEPT + 2; round++) {
+      await Deno.remove(`${dir}/wal/CLEAN`);
+      const path = await newestSegment(dir);
+      const bytes = await Deno.readFile(path);
+      const { starts, end } = frameOffsets(bytes);
+      bytes.fill(0, starts[starts.length - 1]! + 16, end); // tear the last
+      await Deno.writeFile(path, bytes);
+      db = await open(dir, options);
+      const kept = db.recovery?.tornTail?.keptAside;
+      assert.ok(kept, `round ${round}: a cut kept aside`);
+      cuts.push(kept.slice(kept.lastIndexOf("/") + 1));
+      for (let i = 0; i < 40; i++) await db.put(`r${round}-${i}`, `v${i}`);
+      await db.close();
+    }
+    const offsets = cuts.map((name) => Number(name.split(".")[2]));
+    assert.ok(offsets[0]! < 10_000 && offsets.at(-1)! >= 10_000, `${offsets}`);
+    const torn = (await Array.fromAsync(Deno.readDir(`${dir}/wal`)))
+      .map((e) => e.name).filter((n) => n.endsWith(".torn")).sort();
+    assert.deepEqual(torn, cuts.slice(-TORN_FILES_KEPT).sort());
   });
 });

@@ -19,10 +19,19 @@
  * after it, the meta file (this open's term) is written, so an open that
  * recovery refuses changes nothing on disk.
  *
+ * A full disk at open: when recovery needed no writes (no torn tail to keep
+ * aside and cut) and the WAL has a segment to continue, an open whose meta
+ * file cannot be written still succeeds, read-only: the report's
+ * `writesRefused` holds the `NoSpaceError` (file and operation) that every
+ * write is refused with, and the previous term is kept. Otherwise (a fresh
+ * store, a tail to cut, no room even for the lock) the open fails with the
+ * `NoSpaceError` and leaves no temp file.
+ *
  * @module
  */
 
 import { MvccStore } from "../mvcc/kv_store.ts";
+import { NoSpaceError } from "./errors.ts";
 import { type StorageFs, withNamedErrors } from "./fs.ts";
 import { runtime } from "./runtime.ts";
 import { WalJournal } from "./journal.ts";
@@ -61,7 +70,7 @@ import {
 import { WalWriter } from "./wal_writer.ts";
 import { ReplayState } from "./replay_state.ts";
 import { WasmWalEncoder } from "./wasm_wal_encoder.ts";
-import { DEFAULT_SNAPSHOT_COUNT } from "./journal.ts";
+import { DEFAULT_SNAPSHOT_COUNT } from "./snapshot_keeper.ts";
 import { type DurableLease, segmentPreamble } from "./segment_preamble.ts";
 
 /** How the durable store syncs: every batch, or never (unsafe, for tests). */
@@ -102,6 +111,12 @@ export interface RecoveryReport {
   tornTail: TornTail | undefined;
   /** pid of a dead process whose stale lock was taken over. */
   staleLockPid: number | undefined;
+  /**
+   * The disk was full at open, after a recovery that needed no writes: the
+   * store serves reads and refuses every write with this error (the NOSPACE
+   * alarm is raised) until it is reopened with space. Undefined normally.
+   */
+  writesRefused: NoSpaceError | undefined;
   /** Time taken, in milliseconds. */
   durationMs: number;
 }
@@ -171,7 +186,7 @@ export async function openDataDir(
     await removeLeftovers(fs, dir);
     const progress = startProgress(`revkv: opening ${dir}`, o.progress);
     const previous = await readMeta(fs, `${dir}/meta.json`);
-    const meta: Meta = previous
+    let meta: Meta = previous
       ? { ...previous, term: previous.term + 1 }
       : { clusterId: randomId(), memberId: randomId(), term: FIRST_TERM };
 
@@ -182,12 +197,26 @@ export async function openDataDir(
       (message) => progress.update(message),
       o.replayWorker,
     );
-    await writeMeta(fs, dir, meta, o.sync);
-    // The clean-close marker describes the log as it was read just now;
-    // it must be gone (durably) before anything is appended, or a later
-    // open could trust it for a log that has grown.
-    await fs.remove(`${dir}/wal/${CLEAN_END_FILE}`);
-    if (o.sync) await fs.syncDir(`${dir}/wal`);
+    let writesRefused: NoSpaceError | undefined;
+    try {
+      await writeMeta(fs, dir, meta, o.sync);
+    } catch (error) {
+      // A full disk after a recovery that wrote nothing: serve reads.
+      if (
+        !(error instanceof NoSpaceError) || previous === undefined ||
+        recovered.tail === undefined
+      ) throw error;
+      writesRefused = error;
+      meta = previous; // no new term was made durable
+    }
+    if (writesRefused === undefined) {
+      // The clean-close marker describes the log as it was read just now;
+      // it must be gone (durably) before anything is appended, or a later
+      // open could trust it for a log that has grown. (Read-only, nothing
+      // is appended: it stays true.)
+      await fs.remove(`${dir}/wal/${CLEAN_END_FILE}`);
+      if (o.sync) await fs.syncDir(`${dir}/wal`);
+    }
     const holder: { journal?: WalJournal } = {};
     const writer = await WalWriter.open(
       fs,
@@ -219,6 +248,7 @@ export async function openDataDir(
       snapshotCount: o.snapshotCount,
       snapshotRevision: recovered.snapshot?.revision ?? 0,
       leases: recovered.leases,
+      writesRefused,
     });
     holder.journal = journal;
     const durationMs = performance.now() - started;
@@ -236,6 +266,7 @@ export async function openDataDir(
         replayedRecords: recovered.replayed,
         tornTail: recovered.torn,
         staleLockPid: lock.tookOverPid,
+        writesRefused,
         durationMs,
       },
     };

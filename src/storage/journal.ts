@@ -1,5 +1,19 @@
 /**
- * The durable store's journal: group commit onto the WAL, and snapshots.
+ * The durable store's journal: group commit onto the WAL. It owns the queue
+ * of records waiting to be written, the one flush running at a time, and
+ * fail-stop; it hands snapshots to `snapshot_keeper.ts` and what each new
+ * segment starts with to `segment_preamble.ts`.
+ *
+ * ```
+ *   write()/compact()/lease*()  → #append: record + waiter queued
+ *   #flushLoop (one at a time)  → batch ≤ BATCH_RECORDS_MAX / BATCH_BYTES_MAX
+ *                               → WalWriter.append: one write + one fdatasync
+ *                               → waiters resolved in order
+ *                               → SnapshotKeeper.maybeSnapshot()
+ *                               → JOIN_TICKS microtask turns, next batch
+ *   close()                     → flush, await the snapshot, close the WAL
+ *                                 (clean-close marker), release the lock
+ * ```
  *
  * Group commit, as DESIGN's write path: the store applies a write to the
  * MVCC state and calls `write(revision, changes)`; the record joins the open
@@ -11,26 +25,18 @@
  * more than one record the journal waits `JOIN_TICKS` microtask turns before
  * the next flush, so that the writers it just woke can join the next batch:
  * with 64 writers a batch holds ~64 records instead of alternating 1 and 63.
+ * The queue is bounded by the store's writes in flight
+ * (`src/store/writer.ts`): every record comes from an admitted write.
  *
  * Fail-stop: if a write or fdatasync fails, every pending and later write is
  * rejected with `StorageFailedError`; nothing unsynced is acknowledged. (An
  * fsync error may leave the page cache and the disk disagreeing; retrying
  * is unsafe, as PostgreSQL learnt in 2018.)
  *
- * Snapshots: after `snapshotCount` entries since the last one, a snapshot at
- * the current revision S is written in pages between which writes proceed
- * (incremental compaction is held meanwhile, so no entry at or below S
- * disappears under the iteration); a snapshot marker record goes into the
- * WAL at S, and the file is renamed into place only once the marker (hence
- * every write ≤ S) is durable. Then all but the newest `SNAPSHOTS_KEPT`
- * snapshots are removed, and WAL segments whose writes are all at or below
- * the oldest kept snapshot, with the bytes recovery kept aside from them
- * (`<segment>.<offset>.torn`, see `wal_tail.ts`).
- *
- * The journal also keeps what each new segment starts with (metadata,
- * compaction revision, live leases) as it logs them: `segment_preamble.ts`.
- * The WAL file work itself (one write + one fdatasync per batch, rolls) is
- * `wal_writer.ts`.
+ * Snapshots (when, how, what they let go) are `snapshot_keeper.ts`: the
+ * journal counts entries for it, appends its marker record and tells it
+ * after each batch. The WAL file work itself (one write + one fdatasync per
+ * batch, rolls) is `wal_writer.ts`.
  *
  * @module
  */
@@ -41,26 +47,14 @@ import { StorageFailedError } from "./errors.ts";
 import type { StorageFs } from "./fs.ts";
 import type { DirLock } from "./lock.ts";
 import type { Meta } from "./meta.ts";
-import {
-  parseSnapshotName,
-  snapshotName,
-  type SnapshotStatus,
-  verifySnapshot,
-  writeSnapshot,
-  yieldToEventLoop,
-} from "./snapshot.ts";
-import { listSegments } from "./wal.ts";
+import type { SnapshotStatus } from "./snapshot.ts";
+import { SnapshotKeeper } from "./snapshot_keeper.ts";
 import type { WalWriter } from "./wal_writer.ts";
 import { type DurableLease, SegmentPreamble } from "./segment_preamble.ts";
-
-export { type DurableLease, segmentPreamble } from "./segment_preamble.ts";
-import { TORN_SUFFIX } from "./wal_tail.ts";
 import { frameBytes, type WalEncoder, type WalRecord } from "./wal_codec.ts";
 
-/** Default entries between snapshots (etcd's `--snapshot-count`). */
-export const DEFAULT_SNAPSHOT_COUNT = 100_000;
-/** Snapshots kept on disk: the newest, and one to fall back to. */
-export const SNAPSHOTS_KEPT = 2;
+export { type DurableLease, segmentPreamble } from "./segment_preamble.ts";
+export { DEFAULT_SNAPSHOT_COUNT, SNAPSHOTS_KEPT } from "./snapshot_keeper.ts";
 /** Most records in one batch (bounds one write and the time to encode it). */
 export const BATCH_RECORDS_MAX = 16_384;
 /**
@@ -97,6 +91,8 @@ export interface JournalOptions {
   snapshotRevision: number;
   /** Live leases after recovery (the journal keeps them for segment preambles). */
   leases?: Map<bigint, DurableLease>;
+  /** Set when the disk was full at open: every append is refused with it. */
+  writesRefused?: Error;
 }
 
 interface Waiter {
@@ -116,7 +112,7 @@ export interface JournalStats {
   snapshots: number;
 }
 
-/** Group-committing WAL journal with snapshots (see the module comment). */
+/** Group-committing WAL journal (see the module comment). */
 export class WalJournal {
   readonly #o: JournalOptions;
   #records: WalRecord[] = [];
@@ -125,30 +121,46 @@ export class WalJournal {
   #flushing = false;
   #idle: Promise<void> = Promise.resolve();
   #idleResolve: (() => void) | undefined;
-  #failed: StorageFailedError | undefined;
+  /** Fail-stop: the failure (or the full disk at open) every append gets. */
+  #failed: Error | undefined;
   #closing = false;
-  #snapshotting: Promise<SnapshotStatus> | undefined;
-  #compactionHeld = false;
-  #entriesSinceSnapshot = 0;
-  #snapshotRevision: number;
   /** What every new segment starts with: metadata, compaction, leases. */
   readonly #preamble: SegmentPreamble;
-  readonly stats: JournalStats = {
-    batches: 0,
-    records: 0,
-    syncs: 0,
-    snapshots: 0,
-  };
+  /** When snapshots are taken, and what they let go. */
+  readonly #snapshots: SnapshotKeeper;
+  /** Counters (`snapshots` is the keeper's). */
+  readonly stats: JournalStats;
 
   /** @param options what the journal needs. */
   constructor(options: JournalOptions) {
     this.#o = options;
-    this.#snapshotRevision = options.snapshotRevision;
+    this.#failed = options.writesRefused;
     this.#preamble = new SegmentPreamble(
       options.meta,
       options.mvcc.compactRevision,
       options.leases,
     );
+    const keeper = new SnapshotKeeper({
+      fs: options.fs,
+      dir: options.dir,
+      mvcc: options.mvcc,
+      sync: options.sync,
+      snapshotCount: options.snapshotCount,
+      snapshotRevision: options.snapshotRevision,
+      appendMarker: (revision) => this.#append({ kind: "snapshot", revision }),
+      leasesCopy: () => this.#preamble.leasesCopy(),
+      isClosing: () => this.#closing,
+      currentSegment: () => options.writer.segment.name,
+    });
+    this.#snapshots = keeper;
+    this.stats = {
+      batches: 0,
+      records: 0,
+      syncs: 0,
+      get snapshots() {
+        return keeper.taken;
+      },
+    };
   }
 
   /** Records written at the start of every new segment. */
@@ -158,7 +170,7 @@ export class WalJournal {
 
   /** While true, the store pauses incremental compaction (a snapshot reads history). */
   get compactionHeld(): boolean {
-    return this.#compactionHeld;
+    return this.#snapshots.compactionHeld;
   }
 
   /** The failure that stopped the journal, if any. */
@@ -168,7 +180,7 @@ export class WalJournal {
 
   /** Records a write transaction at `revision`; resolves once durable. */
   write(revision: number, changes: readonly Change[]): Promise<void> {
-    this.#entriesSinceSnapshot += changes.length;
+    this.#snapshots.counted(changes.length);
     return this.#append({ kind: "write", revision, changes });
   }
 
@@ -253,7 +265,7 @@ export class WalJournal {
       this.stats.records += count;
       this.stats.syncs = this.#o.writer.syncCount;
       for (const waiter of waiters) waiter.resolve();
-      this.#maybeSnapshot();
+      this.#snapshots.maybeSnapshot();
       // Let the writers just woken issue their next writes into this batch:
       // a few microtask turns cover a writer's await chain. (A macrotask
       // yield, setTimeout(0), cost 1-4 ms per batch, longer than an
@@ -280,107 +292,12 @@ export class WalJournal {
     if (this.#failed) throw this.#failed;
   }
 
-  #maybeSnapshot(): void {
-    if (
-      this.#entriesSinceSnapshot >= this.#o.snapshotCount &&
-      this.#snapshotting === undefined && !this.#closing
-    ) {
-      this.snapshot().catch(() => {
-        // A failed automatic snapshot is retried after the next
-        // snapshotCount entries; the WAL still holds everything.
-      });
-    }
-  }
-
   /**
    * Writes a snapshot at the current revision now (or joins the running
-   * one), then removes old snapshots and segments.
+   * one), then removes old snapshots and segments (`snapshot_keeper.ts`).
    */
   snapshot(): Promise<SnapshotStatus> {
-    if (this.#snapshotting) return this.#snapshotting;
-    const running = this.#takeSnapshot().finally(() => {
-      this.#snapshotting = undefined;
-    });
-    this.#snapshotting = running;
-    return running;
-  }
-
-  async #takeSnapshot(): Promise<SnapshotStatus> {
-    const { fs, dir, mvcc, sync } = this.#o;
-    const revision = mvcc.currentRevision;
-    const compactRevision = mvcc.compactRevision;
-    this.#entriesSinceSnapshot = 0;
-    const path = `${dir}/snap/${snapshotName(revision)}`;
-    if (revision === this.#snapshotRevision && await fs.exists(path)) {
-      return await verifySnapshot(fs, path);
-    }
-    const marker = this.#append({ kind: "snapshot", revision });
-    marker.catch(() => {}); // awaited below; a failure surfaces there
-    this.#compactionHeld = true;
-    let status: SnapshotStatus;
-    try {
-      status = await writeSnapshot(fs, path, mvcc, revision, compactRevision, {
-        sync,
-        // Not the WAL's encoder: its output buffer is reused by the next
-        // batch while this snapshot's write of it may still be in flight.
-        pause: async () => {
-          if (this.#closing) {
-            throw new Error("revkv: snapshot cancelled by close");
-          }
-          await yieldToEventLoop();
-        },
-        beforeRename: () => marker,
-        leases: this.#preamble.leasesCopy(),
-      });
-    } finally {
-      this.#compactionHeld = false;
-    }
-    this.#snapshotRevision = revision;
-    this.stats.snapshots++;
-    await this.#removeOld();
-    return status;
-  }
-
-  /** Removes snapshots beyond the newest `SNAPSHOTS_KEPT`, and the segments before them. */
-  async #removeOld(): Promise<void> {
-    const { fs, dir, sync } = this.#o;
-    const snapDir = `${dir}/snap`;
-    const names = await fs.readDir(snapDir);
-    const revisions = names.map(parseSnapshotName)
-      .filter((r): r is number => r !== undefined)
-      .sort((a, b) => b - a);
-    for (const name of names) {
-      if (name.endsWith(".tmp") && !this.#snapshotting) {
-        await fs.remove(`${snapDir}/${name}`);
-      }
-    }
-    for (const revision of revisions.slice(SNAPSHOTS_KEPT)) {
-      await fs.remove(`${snapDir}/${snapshotName(revision)}`);
-    }
-    const oldestKept =
-      revisions[Math.min(SNAPSHOTS_KEPT, revisions.length) - 1];
-    if (oldestKept === undefined) return;
-    const walDir = `${dir}/wal`;
-    const segments = await listSegments(fs, walDir);
-    // Segment i holds writes at or below segment i+1's start revision.
-    let removed = 0;
-    for (let i = 0; i + 1 < segments.length; i++) {
-      const next = segments[i + 1]!;
-      if (next.startRevision > oldestKept) break;
-      if (segments[i]!.name === this.#o.writer.segment.name) break;
-      await fs.remove(`${walDir}/${segments[i]!.name}`);
-      removed++;
-    }
-    // Bytes a torn-tail cut kept aside (wal_tail.ts) go with their segment:
-    // the snapshots now hold everything before it.
-    const live = new Set(segments.slice(removed).map((s) => s.name));
-    for (const name of await fs.readDir(walDir)) {
-      if (!name.endsWith(TORN_SUFFIX)) continue;
-      if (!live.has(name.slice(0, name.indexOf(".wal.") + 4))) {
-        await fs.remove(`${walDir}/${name}`);
-      }
-    }
-    if (removed > 0 && sync) await fs.syncDir(walDir);
+    return this.#snapshots.snapshot();
   }
 
   /**
@@ -393,9 +310,7 @@ export class WalJournal {
       await this.flush();
     } catch { /* failed: still release */ }
     this.#closing = true;
-    try {
-      await this.#snapshotting;
-    } catch { /* cancelled */ }
+    await this.#snapshots.settled();
     try {
       // A clean end is recorded only when every batch made it to disk.
       await this.#o.writer.close(this.#failed === undefined);

@@ -63,6 +63,10 @@ export interface Runtime {
   env(variable: string): string | undefined;
   /** Whether `path` may be read without asking (Deno's permissions). */
   canRead(path: string | URL): boolean;
+  /** Whether sockets may be used without asking (Deno's net permission). */
+  canUseNet(): boolean;
+  /** Sets a file's mode bits. */
+  chmod(path: string, mode: number): Promise<void>;
   /** Reads a whole file synchronously. */
   readFileSync(path: string): Uint8Array;
   /** Whether `path` exists (synchronous stat; follows symlinks). */

@@ -185,6 +185,9 @@ export const denoRuntime: Runtime = {
     return Deno.permissions.querySync({ name: "read", path }).state ===
       "granted";
   },
+  canUseNet: () =>
+    Deno.permissions.querySync({ name: "net" }).state === "granted",
+  chmod: (path, mode) => Deno.chmod(path, mode),
   readFileSync: (path) => Deno.readFileSync(path),
   existsSync(path) {
     try {

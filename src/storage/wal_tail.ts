@@ -61,8 +61,9 @@
  * the whole write).
  *
  * What is cut is never destroyed: `keepAside` copies the dropped bytes to
- * `wal/<segment>.<offset>.torn` (at most `TORN_FILES_KEPT` such files; the
- * journal removes them with their segment) before the segment is zeroed.
+ * `wal/<segment>.<offset>.torn` (at most `TORN_FILES_KEPT` such files, the
+ * newest cuts; `snapshot_keeper.ts` removes them with their segment) before
+ * the segment is zeroed.
  *
  * @module
  */
@@ -221,9 +222,27 @@ export async function keepAside(
   const slash = segmentPath.lastIndexOf("/");
   const dir = segmentPath.slice(0, slash);
   const name = `${segmentPath.slice(slash + 1)}.${from}${TORN_SUFFIX}`;
+  // Oldest first: by segment (names sort by seq), then by offset as a
+  // number ("9984" is before "10240").
   const existing = (await fs.readDir(dir))
     .filter((n) => n.endsWith(TORN_SUFFIX) && n !== name)
-    .sort();
+    .map((n) => {
+      const stem = n.slice(0, -TORN_SUFFIX.length);
+      const dot = stem.lastIndexOf(".");
+      return {
+        n,
+        segment: stem.slice(0, dot),
+        offset: Number(stem.slice(dot + 1)),
+      };
+    })
+    .sort((a, b) =>
+      a.segment < b.segment
+        ? -1
+        : a.segment > b.segment
+        ? 1
+        : a.offset - b.offset
+    )
+    .map((e) => e.n);
   for (
     const old of existing.slice(
       0,
@@ -233,7 +252,13 @@ export async function keepAside(
     await fs.remove(`${dir}/${old}`);
   }
   const path = `${dir}/${name}`;
-  await fs.writeFile(path, bytes.subarray(from, to));
+  try {
+    await fs.writeFile(path, bytes.subarray(from, to));
+  } catch (error) {
+    // A full disk must not leave half a copy behind (nothing was cut yet).
+    await fs.remove(path).catch(() => {});
+    throw error;
+  }
   await fs.syncDir(dir);
   return path;
 }

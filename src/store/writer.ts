@@ -234,9 +234,17 @@ export class Writer {
 
   /** Fail-stop: the journal failed; every later write is refused. */
   stop(error: unknown): never {
-    this.#failure ??= error as Error;
-    for (const waiter of this.#commitWaiters.splice(0)) waiter.reject(error);
+    this.refuseWrites(error as Error);
     throw error;
+  }
+
+  /**
+   * Refuses every write from now on with `error` (reads go on): fail-stop,
+   * or a store opened read-only on a full disk.
+   */
+  refuseWrites(error: Error): void {
+    this.#failure ??= error;
+    for (const waiter of this.#commitWaiters.splice(0)) waiter.reject(error);
   }
 
   /**

@@ -75,10 +75,12 @@ export interface GrpcClient {
 
 /** Options of {@linkcode connectGrpc}. */
 export interface ConnectGrpcOptions {
-  /** Host to connect to (loopback in tests). */
+  /** Host to connect to (loopback in tests); ignored with `path`. */
   hostname: string;
-  /** TCP port. */
+  /** TCP port; ignored with `path`. */
   port: number;
+  /** A unix socket to connect to instead of TCP. */
+  path?: string;
   /** Connection limits (windows, frame size, buffers). */
   limits?: Partial<ConnectionLimits>;
   /** Largest response message accepted. */
@@ -124,18 +126,21 @@ function statusFromHttp(status: string): GrpcStatusCode {
 export async function connectGrpc(
   options: ConnectGrpcOptions,
 ): Promise<GrpcClient> {
-  const conn = await Deno.connect({
-    hostname: options.hostname,
-    port: options.port,
-  });
-  try {
-    conn.setNoDelay(true);
-  } catch { /* not TCP */ }
+  const conn: Deno.Conn = options.path !== undefined
+    ? await Deno.connect({ transport: "unix", path: options.path })
+    : await Deno.connect({ hostname: options.hostname, port: options.port });
+  if (options.path === undefined) {
+    try {
+      (conn as Deno.TcpConn).setNoDelay(true);
+    } catch { /* not TCP */ }
+  }
   const connection = new Http2Connection(conn, {}, {
     role: "client",
     limits: options.limits,
   });
-  const authority = `${options.hostname}:${options.port}`;
+  const authority = options.path !== undefined
+    ? "localhost"
+    : `${options.hostname}:${options.port}`;
   const maxReceive = options.maxReceiveMessageBytes ??
     DEFAULT_MAX_RECEIVE_MESSAGE_BYTES;
 

@@ -3,7 +3,8 @@
  * are read from and written to (`SocketConn`, which a `Deno.Conn` already
  * is), a listener hands out connections (`SocketListener`). The HTTP/2
  * connection, the gRPC server and the JSON gateway see only these, so the
- * same transport runs on Deno (`Deno.listen`, `Deno.connect`) and on Node
+ * same transport runs on Deno (`Deno.listen`, `Deno.connect`; TCP and unix
+ * sockets) and on Node
  * (`node:net`, `socket_node.ts`, loaded only there).
  *
  * @module
@@ -23,12 +24,14 @@ export interface SocketConn {
   setNoDelay?(noDelay?: boolean): void;
 }
 
-/** A TCP address. */
+/** A listener's address: TCP, or a unix socket's `path` (hostname "", port 0). */
 export interface SocketAddr {
   /** The IP address. */
   hostname: string;
   /** The port. */
   port: number;
+  /** A unix socket's path. */
+  path?: string;
 }
 
 /** Accepts connections on an address (a `Deno.TcpListener` is one). */
@@ -48,6 +51,20 @@ export async function listenTcp(
   if (runtime.name === "deno") return Deno.listen(options);
   const { listenNode } = await import("./socket_node.ts");
   return listenNode(options);
+}
+
+/** Listens on the unix socket `path` (created; it must not exist). */
+export async function listenUnix(path: string): Promise<SocketListener> {
+  if (runtime.name === "deno") {
+    const listener = Deno.listen({ transport: "unix", path });
+    return {
+      accept: () => listener.accept(),
+      addr: { hostname: "", port: 0, path },
+      close: () => listener.close(),
+    };
+  }
+  const { listenNode } = await import("./socket_node.ts");
+  return listenNode({ path });
 }
 
 /** Connects to `hostname:port`. */

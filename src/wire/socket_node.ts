@@ -100,9 +100,9 @@ class NodeConn implements SocketConn {
   }
 }
 
-/** Listens on `hostname:port` with `node:net`. */
+/** Listens on `hostname:port` or a unix socket's `path` with `node:net`. */
 export function listenNode(
-  options: { hostname: string; port: number },
+  options: { hostname: string; port: number } | { path: string },
 ): Promise<SocketListener> {
   const server = net.createServer({ pauseOnConnect: false });
   const queue: net.Socket[] = [];
@@ -121,13 +121,12 @@ export function listenNode(
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port, options.hostname, () => {
+    const onListening = () => {
       server.off("error", reject);
-      const address = server.address() as net.AddressInfo;
-      const addr: SocketAddr = {
-        hostname: address.address,
-        port: address.port,
-      };
+      const address = server.address();
+      const addr: SocketAddr = typeof address === "string" || address === null
+        ? { hostname: "", port: 0, path: address ?? "" }
+        : { hostname: address.address, port: address.port };
       resolve({
         addr,
         accept() {
@@ -150,7 +149,9 @@ export function listenNode(
           }
         },
       });
-    });
+    };
+    if ("path" in options) server.listen(options.path, onListening);
+    else server.listen(options.port, options.hostname, onListening);
   });
 }
 

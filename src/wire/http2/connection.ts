@@ -111,6 +111,9 @@ const READ_BUFFER_BYTES = 256 << 10;
 const HEADER_BLOCK_FACTOR = 4;
 /** CONTINUATION frames per header block (tiny ones are a flood). */
 const CONTINUATIONS_PER_BLOCK_MAX = 128;
+/** Unanswered PINGs of ours kept waiting for their ACK. */
+const PINGS_IN_FLIGHT_MAX = 8;
+
 /** Token bucket for SETTINGS, PING and empty/ignored frames: burst, per s. */
 const CONTROL_BURST = 1000;
 const CONTROL_PER_SECOND = 200;
@@ -356,6 +359,11 @@ export class Http2Connection {
   // grpc-go clients ping to estimate bandwidth while data flows, which is
   // legitimate; pings with no traffic in between are the flood.
   #pingGuard = new FloodGuard(CONTROL_BURST, CONTROL_PER_SECOND);
+  /** Our unanswered PINGs, oldest first (ACKs come back in order). */
+  readonly #pingWaiters: {
+    resolve: () => void;
+    reject: (error: Error) => void;
+  }[] = [];
   #sentSincePing = false;
   #resetGuard = new FloodGuard(RESET_BURST, RESET_PER_SECOND);
   readonly #header: FrameHeader = newFrameHeader();
@@ -483,10 +491,26 @@ export class Http2Connection {
     }
   }
 
-  /** Sends a PING (the answer is not tracked). */
-  ping(): void {
+  /**
+   * Sends a PING; resolves when its ACK arrives, rejects when the
+   * connection closes first (a client's keepalive: no ACK within its
+   * timeout means the peer is gone). At most `PINGS_IN_FLIGHT_MAX`
+   * unanswered pings are kept; past that the oldest is dropped unanswered.
+   */
+  ping(): Promise<void> {
+    if (this.#isClosed) {
+      return Promise.reject(
+        new Http2Error(ErrorCode.REFUSED_STREAM, "connection closed"),
+      );
+    }
     this.#out.ping(new Uint8Array(8), 0, false);
     this.#scheduleFlush();
+    if (this.#pingWaiters.length >= PINGS_IN_FLIGHT_MAX) {
+      this.#pingWaiters.shift();
+    }
+    return new Promise((resolve, reject) =>
+      this.#pingWaiters.push({ resolve, reject })
+    );
   }
 
   /**
@@ -913,7 +937,9 @@ export class Http2Connection {
             "PING must be 8 bytes",
           );
         }
-        if (!(header.flags & FrameFlag.ACK)) {
+        if (header.flags & FrameFlag.ACK) {
+          this.#pingWaiters.shift()?.resolve();
+        } else {
           if (this.#sentSincePing) {
             this.#sentSincePing = false;
             this.#pingGuard.refill();
@@ -1418,6 +1444,11 @@ export class Http2Connection {
       // already closed
     }
     this.#wakeDrainWaiters();
+    for (const waiter of this.#pingWaiters.splice(0)) {
+      waiter.reject(
+        new Http2Error(ErrorCode.REFUSED_STREAM, "connection closed"),
+      );
+    }
     this.#handler.onClose?.(error);
     this.#resolveClosed();
   }
