@@ -9,18 +9,19 @@
  * What it writes:
  * - `revkv.mjs`: the library (`mod.ts`), one ES module with the wasm inline
  *   (`src/wasm/_revkv_wasm.ts` carries it as base64); on Node the runtime
- *   layer (`src/storage/runtime.ts`) picks `node:fs` and `process`.
+ *   layer (`src/storage/runtime.ts`) picks `node:fs`, `worker_threads` and
+ *   `process`.
  * - `revkv-cli.mjs`: the command line (`src/cli/process.ts`, `serve`
  *   included), with a `#!/usr/bin/env node` line.
+ * - `replay-worker.mjs`: the replay worker (`src/storage/replay_worker.ts`),
+ *   a `worker_threads` module for recovery of large files; both bundles
+ *   point at it (the worker's URL in `replay_batch.ts` is rewritten).
  * - `types/`: `.d.ts` declarations of the public API (`types/mod.d.ts`),
  *   emitted by the TypeScript compiler without type checking (`deno check`
  *   does that); relative `.ts` specifiers are rewritten to `.js`.
  * - `package.json` (name `revkv`, the version of `deno.json`, `exports`,
  *   `bin`, `engines: node >= 20`) and `LICENSE`, so that `dist/` can be
  *   packed (`npm pack`) or published as it is.
- *
- * No replay worker file: on Node recovery reads in the main thread (see
- * `replayWorkerUsable` in `src/storage/replay_batch.ts`).
  *
  * esbuild and TypeScript are build tools, pinned here by full specifier and
  * resolved with `--lock=tools.lock` (never `deno.lock`).
@@ -46,6 +47,7 @@ const NODE_MIN_MAJOR = 20;
 export const BUNDLE_FILES = {
   library: "revkv.mjs",
   cli: "revkv-cli.mjs",
+  replayWorker: "replay-worker.mjs",
   types: "types/mod.d.ts",
   manifest: "package.json",
 } as const;
@@ -58,8 +60,34 @@ export interface BundleResult {
   sizes: Record<string, number>;
 }
 
+/** The replay worker's URL in `replay_batch.ts`, and what it becomes. */
+const WORKER_URL_SOURCE = 'new URL("./replay_worker.ts", import.meta.url)';
+const WORKER_URL_BUNDLED =
+  `new URL("./${BUNDLE_FILES.replayWorker}", import.meta.url)`;
+
+/**
+ * Points the replay worker's URL at `replay-worker.mjs`: the bundles and
+ * the worker sit side by side in the package's root.
+ */
+const workerUrlPlugin: esbuild.Plugin = {
+  name: "revkv-replay-worker-url",
+  setup(build) {
+    build.onLoad({ filter: /replay_batch\.ts$/ }, async (args) => {
+      const text = await Deno.readTextFile(args.path);
+      if (!text.includes(WORKER_URL_SOURCE)) {
+        throw new Error(`${args.path}: the replay worker's URL moved`);
+      }
+      return {
+        contents: text.replace(WORKER_URL_SOURCE, WORKER_URL_BUNDLED),
+        loader: "ts",
+      };
+    });
+  },
+};
+
 function shared(): esbuild.BuildOptions {
   return {
+    plugins: [workerUrlPlugin],
     bundle: true,
     format: "esm",
     platform: "node",
@@ -127,6 +155,11 @@ export async function bundle(outDir: string): Promise<BundleResult> {
     });
     await esbuild.build({
       ...shared(),
+      entryPoints: ["src/storage/replay_worker.ts"],
+      outfile: `${outDir}/${BUNDLE_FILES.replayWorker}`,
+    });
+    await esbuild.build({
+      ...shared(),
       stdin: {
         contents:
           'import { runCliProcess } from "./src/cli/process.ts";\nawait runCliProcess();\n',
@@ -158,7 +191,13 @@ export async function bundle(outDir: string): Promise<BundleResult> {
     },
     types: `./${BUNDLE_FILES.types}`,
     bin: { revkv: `./${BUNDLE_FILES.cli}` },
-    files: [BUNDLE_FILES.library, BUNDLE_FILES.cli, "types/", "LICENSE"],
+    files: [
+      BUNDLE_FILES.library,
+      BUNDLE_FILES.cli,
+      BUNDLE_FILES.replayWorker,
+      "types/",
+      "LICENSE",
+    ],
     engines: { node: `>=${NODE_MIN_MAJOR}` },
   };
   await Deno.writeTextFile(
@@ -167,7 +206,13 @@ export async function bundle(outDir: string): Promise<BundleResult> {
   );
   await Deno.copyFile(new URL("LICENSE", ROOT), `${outDir}/LICENSE`);
   const sizes: Record<string, number> = {};
-  for (const name of [BUNDLE_FILES.library, BUNDLE_FILES.cli]) {
+  for (
+    const name of [
+      BUNDLE_FILES.library,
+      BUNDLE_FILES.cli,
+      BUNDLE_FILES.replayWorker,
+    ]
+  ) {
     sizes[name] = (await Deno.stat(`${outDir}/${name}`)).size;
   }
   let typesBytes = 0;

@@ -277,7 +277,7 @@ Deno.test("node bundle: library suite, CLI and server bytes equal to Deno's, npm
           env: { REVKV_BUNDLE: `${dist}/${BUNDLE_FILES.library}` },
         });
         equal(out.code, 0, out.stdout + out.stderr);
-        match(out.stdout, /# pass 10\n/);
+        match(out.stdout, /# pass 12\n/);
         match(out.stdout, /# fail 0\n/);
       },
     );
@@ -401,14 +401,22 @@ Deno.test("node bundle: library suite, CLI and server bytes equal to Deno's, npm
         await db.put("greeting", "hello from node");
         const res = await db.get("greeting");
         console.log(res.kvs[0].valueText, res.header.revision);
-        await db.close();`;
+        await db.close();
+        const again = await open("data", { replayWorker: "always" });
+        console.log(again.revision);
+        await again.close();`;
         const used = await run(
           "node",
           ["--input-type=module", "-e", script],
           { cwd: project },
         );
         equal(used.code, 0, used.stderr);
-        equal(used.stdout, "hello from node 2\n");
+        equal(used.stdout, "hello from node 2\n2\n");
+        // The replay worker shipped beside the bundles.
+        ok(
+          (await Deno.stat(`${project}/node_modules/revkv/replay-worker.mjs`))
+            .isFile,
+        );
         const bin = await run(
           `${project}/node_modules/.bin/revkv`,
           ["--data-dir", "data", "get", "greeting", "--print-value-only"],

@@ -13,8 +13,9 @@
  * environment, stdin/stdout/stderr, signals, exit, unref'd timers, child
  * commands). Sockets are in `src/wire/socket.ts`.
  *
- * On Node, recovery reads in the main thread: the replay worker
- * (`replay_worker.ts`) is Deno's only (see `replayWorkerUsable`).
+ * Workers: a Deno `Worker` or a Node `worker_threads` Worker, behind
+ * `startWorker` (main side) and `workerPort` (the worker's side), for the
+ * replay worker (`replay_worker.ts`).
  *
  * @module
  */
@@ -42,6 +43,28 @@ export interface CommandOutput {
   stdout: Uint8Array;
   /** Its stderr. */
   stderr: Uint8Array;
+}
+
+/** A worker thread, as the replay worker's main-thread side uses it. */
+export interface RuntimeWorker {
+  /** Called with each message the worker posts. */
+  onmessage: ((event: { data: unknown }) => void) | null;
+  /** Called when the worker fails (uncaught error, failed to load). */
+  onerror:
+    | ((event: { message: string; preventDefault(): void }) => void)
+    | null;
+  /** Sends `message`, moving the `transfer` buffers. */
+  postMessage(message: unknown, transfer?: Transferable[]): void;
+  /** Ends the worker. */
+  terminate(): void;
+}
+
+/** Inside a worker: the channel to the thread that started it. */
+export interface RuntimeWorkerPort {
+  /** Sends `message` to the main thread, moving the `transfer` buffers. */
+  postMessage(message: unknown, transfer?: Transferable[]): void;
+  /** Calls `listener` with each message from the main thread. */
+  onMessage(listener: (data: unknown) => void): void;
 }
 
 /** The signals revkv listens for. */
@@ -101,6 +124,10 @@ export interface Runtime {
   exit(code: number): never;
   /** Makes a timer not keep the process alive on its own. */
   unrefTimer(timer: ReturnType<typeof setTimeout>): void;
+  /** Starts the module worker at `url` (a `file:` URL). */
+  startWorker(url: URL): RuntimeWorker;
+  /** Inside a worker started by `startWorker`: its port. */
+  workerPort(): RuntimeWorkerPort;
   /** Runs a command to its end (stdin empty, the environment plus `env`). */
   runCommand(
     command: string,

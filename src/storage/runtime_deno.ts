@@ -6,7 +6,13 @@
  */
 
 import type { StorageFile, StorageFs } from "./fs.ts";
-import type { CommandOutput, Runtime, RuntimeWriter } from "./runtime.ts";
+import type {
+  CommandOutput,
+  Runtime,
+  RuntimeWorker,
+  RuntimeWorkerPort,
+  RuntimeWriter,
+} from "./runtime.ts";
 
 /** Bytes per read call of `readFile`. */
 const READ_CHUNK_BYTES = 8 * 1024 * 1024;
@@ -221,6 +227,22 @@ export const denoRuntime: Runtime = {
   exit: (code) => Deno.exit(code),
   // A number in Deno (node's types call it Timeout).
   unrefTimer: (timer) => Deno.unrefTimer(timer as unknown as number),
+  startWorker: (url) =>
+    new Worker(url.href, { type: "module" }) as unknown as RuntimeWorker,
+  workerPort(): RuntimeWorkerPort {
+    // The worker's global scope (`self` in a Deno worker).
+    const scope = globalThis as unknown as {
+      postMessage(message: unknown, transfer: Transferable[]): void;
+      onmessage: ((event: MessageEvent) => void) | null;
+    };
+    return {
+      postMessage: (message, transfer = []) =>
+        scope.postMessage(message, transfer),
+      onMessage(listener) {
+        scope.onmessage = (event) => listener(event.data);
+      },
+    };
+  },
   async runCommand(command, args, env): Promise<CommandOutput> {
     const output = await new Deno.Command(command, {
       args,

@@ -1,7 +1,8 @@
 /**
  * The runtime layer on Node (see `runtime.ts`): the real file system on raw
  * file descriptors of `node:fs` (`nodeFs`: positioned reads and writes, so no
- * seeks; `fdatasync`), and the process through `process`.
+ * seeks; `fdatasync`), workers on `worker_threads`, and the process through
+ * `process`.
  *
  * Raw descriptors rather than `FileHandle`s: `StorageFile.close` is
  * synchronous, and closing a `FileHandle`'s descriptor behind its back would
@@ -21,8 +22,14 @@ import { tmpdir } from "node:os";
 import process from "node:process";
 import { Readable } from "node:stream";
 import type { Writable } from "node:stream";
+import { parentPort, Worker } from "node:worker_threads";
 import type { OpenFileOptions, StorageFile, StorageFs } from "./fs.ts";
-import type { CommandOutput, Runtime, RuntimeWriter } from "./runtime.ts";
+import type {
+  CommandOutput,
+  Runtime,
+  RuntimeWorker,
+  RuntimeWriter,
+} from "./runtime.ts";
 
 /** Bytes per read call of `readFile`. */
 const READ_CHUNK_BYTES = 8 * 1024 * 1024;
@@ -271,6 +278,32 @@ export const nodeRuntime: Runtime = {
   },
   exit: (code) => process.exit(code),
   unrefTimer: (timer) => void (timer as { unref?: () => void }).unref?.(),
+  startWorker(url) {
+    const worker = new Worker(url);
+    const wrapped: RuntimeWorker = {
+      onmessage: null,
+      onerror: null,
+      postMessage: (message, transfer) =>
+        worker.postMessage(message, transfer as never),
+      terminate: () => void worker.terminate(),
+    };
+    worker.on("message", (data) => wrapped.onmessage?.({ data }));
+    worker.on(
+      "error",
+      (error: Error) =>
+        wrapped.onerror?.({ message: error.message, preventDefault() {} }),
+    );
+    return wrapped;
+  },
+  workerPort() {
+    const port = parentPort;
+    if (port === null) throw new Error("revkv: not in a worker thread");
+    return {
+      postMessage: (message, transfer) =>
+        port.postMessage(message, transfer as never),
+      onMessage: (listener) => void port.on("message", listener),
+    };
+  },
   runCommand(command, args, env): Promise<CommandOutput> {
     return new Promise((resolve, reject) => {
       const child = spawn(command, args, {

@@ -9,7 +9,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import {
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  writeFile,
+} from "node:fs/promises";
+import { dirname } from "node:path";
 import { tmpdir } from "node:os";
 import { pathToFileURL } from "node:url";
 
@@ -295,5 +304,67 @@ test("stale lock: a dead holder's lock is taken over", async () => {
     } finally {
       await again.close();
     }
+  });
+});
+
+test("replay worker: recovery in a worker thread gives the same store", async () => {
+  await withDir(async (dir) => {
+    const db = await open(dir, { durability: "none" });
+    for (let i = 0; i < 500; i++) await db.put(`k${i % 200}`, `v${i}`);
+    await db.compact(100);
+    const { hash } = db.hash();
+    const revision = db.revision;
+    await db.close();
+    for (const replayWorker of ["always", "never"]) {
+      const again = await open(dir, { replayWorker });
+      try {
+        assert.equal(again.revision, revision, replayWorker);
+        assert.equal(again.hash().hash, hash, replayWorker);
+      } finally {
+        await again.close();
+      }
+    }
+  });
+});
+
+test("replay worker: a worker thread loads and reads; a broken one falls back in-thread", async () => {
+  await withDir(async (dir) => {
+    // Copies of the package: one whose worker marks that it loaded, one
+    // whose worker throws as it loads.
+    const worker = await readFile(
+      `${dirname(bundle)}/replay-worker.mjs`,
+      "utf8",
+    );
+    const mark = `${dir}/worker-loaded`;
+    const packages = { marking: `${dir}/marking`, broken: `${dir}/broken` };
+    for (const copy of Object.values(packages)) {
+      await mkdir(copy);
+      await copyFile(bundle, `${copy}/revkv.mjs`);
+    }
+    await writeFile(
+      `${packages.marking}/replay-worker.mjs`,
+      `import { writeFileSync as markLoaded } from "node:fs";\n` +
+        `markLoaded(${JSON.stringify(mark)}, "loaded");\n` + worker,
+    );
+    await writeFile(
+      `${packages.broken}/replay-worker.mjs`,
+      'throw new Error("worker file replaced by the test");\n',
+    );
+    const data = `${dir}/data`;
+    const db = await open(data, { durability: "none" });
+    for (let i = 0; i < 300; i++) await db.put(`k${i % 50}`, `v${i}`);
+    const { hash } = db.hash();
+    await db.close();
+    for (const [name, copy] of Object.entries(packages)) {
+      const lib = await import(pathToFileURL(`${copy}/revkv.mjs`).href);
+      const again = await lib.open(data, { replayWorker: "always" });
+      try {
+        assert.equal(again.revision, 301, name);
+        assert.equal(again.hash().hash, hash, name);
+      } finally {
+        await again.close();
+      }
+    }
+    assert.equal(await readFile(mark, "utf8"), "loaded");
   });
 });
