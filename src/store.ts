@@ -92,7 +92,9 @@ import {
 } from "./storage/data_dir.ts";
 import { NoSpaceError } from "./storage/errors.ts";
 import { Writer } from "./store/writer.ts";
+import type { JournalStats } from "./storage/journal.ts";
 import { CompactionScheduler } from "./store/compaction.ts";
+import { etcdHashByRev } from "./store/etcd_hash.ts";
 import {
   leaseRecords,
   revokeExpiredAtOpen,
@@ -198,6 +200,8 @@ export let storeInternals: {
   expireLeases(store: Store): Promise<number>;
   /** Whether a lease exists. */
   leaseExists(store: Store, id: bigint): boolean;
+  /** The journal's counters (batches, records, fsyncs); none in memory. */
+  journalStats(store: Store): Readonly<JournalStats> | undefined;
   /** What `close()` runs first (stopping the local endpoint). */
   setBeforeClose(store: Store, stop: () => Promise<void>): void;
 };
@@ -246,6 +250,7 @@ export class Store implements KvStore {
       getSync: (store, key, options) => store.#getSync(key, options),
       expireLeases: (store) => store.#expireLeases(),
       leaseExists: (store, id) => store.#leaseExists(id),
+      journalStats: (store) => store.#writer.journal?.stats,
       setBeforeClose: (store, stop) => {
         store.#beforeClose = stop;
       },
@@ -703,20 +708,28 @@ export class Store implements KvStore {
   }
 
   /**
-   * etcd's HashKV: the hash of {@linkcode Store.hash} at `revision` (0 or
-   * absent = current), with etcd's errors for a future or compacted one.
+   * etcd's HashKV at `revision` (0 or absent = current), computed as etcd
+   * 3.4's `HashByRev` does (`src/store/etcd_hash.ts`), so the same history
+   * and compaction hash equal on revkv and on etcd; with etcd's errors for
+   * a future revision or one at or below the compaction.
    */
   hashKv(revision = 0): Promise<HashKvResponse> {
     return this.#guard(() => {
-      if (revision > this.revision) throw new FutureRevisionError();
-      if (revision > 0 && revision < this.compactRevision) {
-        throw new CompactedError(this.compactRevision);
+      this.#assertReadable();
+      const current = this.#writer.committedRevision;
+      const compactRevision = this.#mvcc.compactRevision;
+      if (revision > 0 && revision <= compactRevision) {
+        throw new CompactedError(compactRevision);
       }
-      const result = this.hash(revision > 0 ? revision : this.revision);
+      if (revision > current) throw new FutureRevisionError();
       return Promise.resolve({
         header: this.header(),
-        hash: result.hash,
-        compactRevision: result.compactRevision,
+        hash: etcdHashByRev(
+          this.#mvcc,
+          revision > 0 ? revision : current,
+          compactRevision,
+        ),
+        compactRevision,
       });
     });
   }
@@ -1154,6 +1167,12 @@ export function open(
   path: string,
   options: OpenOptions & { whenLocked: "connect" },
 ): Promise<KvStore>;
+/**
+ * Opens a store: in memory without a path, durable in the data dir `path`
+ * (see the first signature for `whenLocked: "connect"`).
+ *
+ * @throws LockedError when another process (or store) holds the data dir.
+ */
 export function open(path?: string, options?: OpenOptions): Promise<Store>;
 export async function open(
   path?: string,

@@ -248,7 +248,7 @@ Deno.test("cli bad input fails with etcdctl's message and code and leaves the st
   }
 });
 
-Deno.test("cli embedded mode keeps data in --data-dir across invocations and names a held lock", async () => {
+Deno.test("cli embedded mode keeps data in --data-dir across invocations, reaches a sharing owner and names a held lock", async () => {
   const dir = await Deno.makeTempDir({ prefix: "revkv_cli_" });
   try {
     const sink = { write: (p: Uint8Array) => p.length };
@@ -269,7 +269,25 @@ Deno.test("cli embedded mode keeps data in --data-dir across invocations and nam
     equal(await runCli([dataDir, "get", "k"], { stdout, stderr }), 0, err);
     equal(out, "k\nv\n");
 
-    const held = await open(`${dir}/data`);
+    // A dir another opener holds and shares is read through that opener.
+    const shared = await open(`${dir}/data`);
+    try {
+      out = "";
+      equal(await runCli(["get", "k", dataDir], { stdout, stderr: sink }), 0);
+      equal(out, "k\nv\n");
+      equal(
+        await runCli(["put", "k", "v2", dataDir], {
+          stdout: sink,
+          stderr: sink,
+        }),
+        0,
+      );
+      equal((await shared.get("k")).kvs[0]?.valueText, "v2");
+    } finally {
+      await shared.close();
+    }
+    // One that does not share (as a server) is named, with the way to it.
+    const held = await open(`${dir}/data`, { share: false });
     try {
       err = "";
       equal(await runCli(["get", "k", dataDir], { stdout: sink, stderr }), 2);
@@ -283,13 +301,32 @@ Deno.test("cli embedded mode keeps data in --data-dir across invocations and nam
       await held.close();
     }
 
+    // Remote mode where no server listens: etcdctl's words and exit code.
     err = "";
-    const remote = await runCli(["--endpoints=127.0.0.1:1", "get", "k"], {
-      stdout: sink,
-      stderr,
-    });
-    equal(remote, 2);
-    match(err, /remote mode .* not available yet/);
+    const remote = await runCli(
+      ["--endpoints=127.0.0.1:1", "--dial-timeout=200ms", "get", "k"],
+      { stdout: sink, stderr },
+    );
+    equal(remote, 1);
+    equal(err, "Error: context deadline exceeded\n");
+    err = "";
+    equal(
+      await runCli(["--endpoints=", "get", "k"], { stdout: sink, stderr }),
+      2,
+    );
+    equal(err, "Error: etcdclient: no available endpoints\n");
+    // TLS or a login asked for is refused, never sent in plain text.
+    for (const flag of ["--cacert=ca.pem", "--user=root:pw"]) {
+      err = "";
+      equal(
+        await runCli(["--endpoints=127.0.0.1:1", flag, "get", "k"], {
+          stdout: sink,
+          stderr,
+        }),
+        2,
+      );
+      match(err, /^Error: --(cacert|user) is not supported: revkv's client/);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -340,6 +377,14 @@ Deno.test("cli takes global flags from ETCDCTL_* variables unless given", async 
     out = "";
     equal(await runCli(["get", "k", "-w", "simple"], io), 0);
     equal(out, "\\x6b\n\\x76\n");
+    // A value the flag cannot parse is ignored, as etcdctl ignores it.
+    out = "";
+    const bad = {
+      ...io,
+      env: { ETCDCTL_HEX: "abc", ETCDCTL_DIAL_TIMEOUT: "x" },
+    };
+    equal(await runCli(["get", "k"], bad), 0);
+    equal(out, "k\nv\n");
   } finally {
     await store.close();
   }

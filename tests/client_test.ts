@@ -108,3 +108,38 @@ Deno.test("connect: a dead endpoint is passed over; errors are typed; watch resu
   }
   await assert.rejects(db.get("k"), /store is closed/);
 });
+
+Deno.test("connect: a member that stops answering is left after its keepalive PING times out", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "revkv-client-ka-" });
+  const hung = await startServe(`${dir}/a`);
+  const healthy = await startServe(`${dir}/b`);
+  const seed = await connect({ endpoints: [healthy.address] });
+  await seed.put("where", "b");
+  await seed.close();
+  const db = await connect({
+    endpoints: [hung.address, healthy.address],
+    keepAliveTimeMs: 1, // raised to the 10 s minimum
+    keepAliveTimeoutMs: 500,
+  });
+  let stopped = false;
+  try {
+    assert.equal(db.endpoint, hung.address);
+    await db.put("where", "a");
+    Deno.kill(hung.pid, "SIGSTOP");
+    stopped = true;
+    // No deadline on the call: only the keepalive can tell the member hung.
+    const res = await db.get("where");
+    assert.equal(
+      res.kvs[0]?.valueText,
+      "b",
+      "the read went to the other member",
+    );
+    assert.equal(db.endpoint, healthy.address);
+  } finally {
+    await db.close();
+    if (stopped) Deno.kill(hung.pid, "SIGCONT");
+    await hung.stop();
+    await healthy.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -165,35 +165,12 @@ export async function startEtcdCluster(): Promise<EtcdCluster> {
     async leader() {
       for (const m of states) {
         if (!m.child) continue;
-        const out = await new Deno.Command("etcdctl", {
-          args: [
-            `--endpoints=127.0.0.1:${m.clientPort}`,
-            "endpoint",
-            "status",
-            "-w",
-            "json",
-          ],
-          env: { ETCDCTL_API: "3" },
-          stdout: "piped",
-          stderr: "null",
-        }).output();
-        if (!out.success) continue;
-        const [status] = JSON.parse(new TextDecoder().decode(out.stdout));
-        const leaderId = BigInt(status.Status.leader);
-        const members = await new Deno.Command("etcdctl", {
-          args: [
-            `--endpoints=127.0.0.1:${m.clientPort}`,
-            "member",
-            "list",
-            "-w",
-            "json",
-          ],
-          env: { ETCDCTL_API: "3" },
-          stdout: "piped",
-          stderr: "null",
-        }).output();
-        const list = JSON.parse(new TextDecoder().decode(members.stdout));
-        for (const member of list.members) {
+        const address = `127.0.0.1:${m.clientPort}`;
+        const statuses = await ctlJson(address, ["endpoint", "status"]);
+        if (statuses === undefined) continue;
+        const leaderId = BigInt(statuses[0].Status.leader);
+        const list = await ctlJson(address, ["member", "list"]);
+        for (const member of list?.members ?? []) {
           if (BigInt(member.ID) === leaderId) {
             return (member.clientURLs[0] as string).replace("http://", "");
           }
@@ -203,4 +180,21 @@ export async function startEtcdCluster(): Promise<EtcdCluster> {
     },
     stop,
   };
+}
+
+/**
+ * `etcdctl --endpoints=<address> <args> -w json`, parsed; undefined when it
+ * fails. (Member IDs lose precision as JSON numbers, the same way on both
+ * sides of a comparison.)
+ */
+// deno-lint-ignore no-explicit-any
+async function ctlJson(address: string, args: string[]): Promise<any> {
+  const out = await new Deno.Command("etcdctl", {
+    args: [`--endpoints=${address}`, ...args, "-w", "json"],
+    env: { ETCDCTL_API: "3" },
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  if (!out.success) return undefined;
+  return JSON.parse(new TextDecoder().decode(out.stdout));
 }

@@ -185,10 +185,13 @@ function sleep(ms: number): Promise<void> {
 /**
  * Starts a fresh etcd on loopback and waits (at most 15 s) until it is
  * healthy.
+ * @param options.args more etcd flags (e.g. `--quota-backend-bytes=…`).
  * @returns the running etcd; call `stop()` in a `finally`.
  * @throws Error when etcd is missing, exits, or does not become healthy.
  */
-export async function startEtcd(): Promise<EtcdOracle> {
+export async function startEtcd(
+  options: { args?: string[] } = {},
+): Promise<EtcdOracle> {
   if (!etcdAvailable()) {
     throw new Error(
       "etcd/etcdctl not found on PATH: install them " +
@@ -198,7 +201,7 @@ export async function startEtcd(): Promise<EtcdOracle> {
   let lastError: unknown;
   for (let attempt = 1; attempt <= START_ATTEMPTS_MAX; attempt++) {
     try {
-      return await startOnce();
+      return await startOnce(options.args ?? []);
     } catch (error) {
       lastError = error;
     }
@@ -206,7 +209,7 @@ export async function startEtcd(): Promise<EtcdOracle> {
   throw lastError;
 }
 
-async function startOnce(): Promise<EtcdOracle> {
+async function startOnce(extraArgs: string[]): Promise<EtcdOracle> {
   const clientPort = freePort();
   let peerPort = freePort();
   while (peerPort === clientPort) peerPort = freePort();
@@ -231,6 +234,7 @@ async function startOnce(): Promise<EtcdOracle> {
       "--logger=zap",
       "--log-outputs=stderr",
       "--log-level=warn",
+      ...extraArgs,
     ],
     stdin: "null",
     stdout: "null",

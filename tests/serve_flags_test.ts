@@ -4,7 +4,11 @@
  * anything is opened.
  */
 import assert, { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { parseServeFlags, ServeFlagError } from "../src/server/serve_flags.ts";
+import {
+  parseServeFlags,
+  ServeFlagError,
+  serveHelp,
+} from "../src/server/serve_flags.ts";
 import { runServe } from "../src/cli/serve_command.ts";
 
 Deno.test("serve flags: etcd's defaults", () => {
@@ -23,6 +27,51 @@ Deno.test("serve flags: etcd's defaults", () => {
   assertEquals(config.autoCompactionRetention, 0);
   assertEquals(config.unsafeNoFsync, false);
   assertEquals(config.logLevel, "info");
+  assertEquals(config.grpcKeepaliveMinTimeMs, 5_000);
+  assertEquals(config.grpcKeepaliveIntervalMs, 2 * 3600 * 1000);
+  assertEquals(config.grpcKeepaliveTimeoutMs, 20_000);
+  assertEquals(config.listenMetricsUrls, []);
+});
+
+Deno.test("serve flags: keepalive durations, log levels and metrics URLs, by flag and ETCD_*", () => {
+  const config = parseServeFlags(
+    [
+      "--grpc-keepalive-min-time=1m30s",
+      "--grpc-keepalive-timeout",
+      "0",
+      "--log-level=debug",
+    ],
+    {
+      ETCD_GRPC_KEEPALIVE_MIN_TIME: "1s",
+      ETCD_GRPC_KEEPALIVE_INTERVAL: "250ms",
+      ETCD_LOG_LEVEL: "error",
+      ETCD_LISTEN_METRICS_URLS: "http://127.0.0.1:0,http://localhost:9000",
+    },
+  );
+  assert(config !== "help");
+  assertEquals(config.grpcKeepaliveMinTimeMs, 90_000);
+  assertEquals(config.grpcKeepaliveIntervalMs, 250);
+  assertEquals(config.grpcKeepaliveTimeoutMs, 0);
+  assertEquals(config.logLevel, "debug");
+  assertEquals(config.listenMetricsUrls.map((u) => u.href), [
+    "http://127.0.0.1:0/",
+    "http://localhost:9000/",
+  ]);
+  for (const level of ["debug", "info", "warn", "error", "panic", "fatal"]) {
+    const parsed = parseServeFlags([`--log-level=${level}`]);
+    assert(parsed !== "help");
+    assertEquals(parsed.logLevel, level);
+  }
+  const help = serveHelp();
+  for (
+    const flag of [
+      "--grpc-keepalive-min-time '5s'",
+      "--grpc-keepalive-interval '2h'",
+      "--grpc-keepalive-timeout '20s'",
+      "--listen-metrics-urls ''",
+      "--log-level 'info'",
+    ]
+  ) assert(help.includes(flag), flag);
 });
 
 Deno.test("serve flags: forms, env, and the command line winning", () => {
@@ -65,6 +114,28 @@ Deno.test("serve flags: unknown flags and bad values are clear errors", () => {
     [["--auto-compaction-mode=daily"], {}, /periodic or revision/],
     [["--auto-compaction-retention=1x"], {}, /not a duration/],
     [["--log-level=loud"], {}, /invalid log level/],
+    [["--log-level=INFO"], {}, /only supports debug, info, warn/],
+    [[], { ETCD_LOG_LEVEL: "trace" }, /ETCD_LOG_LEVEL/],
+    [
+      ["--grpc-keepalive-min-time=5"],
+      {},
+      /--grpc-keepalive-min-time: not a duration/,
+    ],
+    [
+      ["--grpc-keepalive-interval=-1s"],
+      {},
+      /--grpc-keepalive-interval: not a duration/,
+    ],
+    [
+      [],
+      { ETCD_GRPC_KEEPALIVE_TIMEOUT: "zz" },
+      /"zz" for ETCD_GRPC_KEEPALIVE_TIMEOUT/,
+    ],
+    [
+      ["--listen-metrics-urls=http://127.0.0.1"],
+      {},
+      /--listen-metrics-urls: a port is required/,
+    ],
     [["--listen-client-urls=https://127.0.0.1:2379"], {}, /http only/],
     [["--listen-client-urls=http://127.0.0.1"], {}, /port is required/],
     [["--advertise-client-urls=:::"], {}, /not a URL/],

@@ -82,9 +82,11 @@ class Masker {
         .replace(/took = [\d.]+[µm]?s/g, "took = T")
         .replace(/"(peerURLs|clientURLs)":\["[^"]*"\]/g, '"$1":[U]')
         .replace(/"ID":\d+/g, '"ID":X')
-        // revkv's HashKV is CRC32C over its own encoding, not etcd's bolt
-        // layout: equal histories hash equal within each, not across.
-        .replace(/"hash":\d+/g, '"hash":H');
+        // HashKV is etcd's HashByRev on both ("HashKV":{... "hash":N});
+        // Hash hashes etcd's whole bolt file, which revkv has not.
+        .replace(/("HashKV":\{.*?)"hash":(\d+)/g, '$1"hashkv":$2')
+        .replace(/"hash":\d+/g, '"hash":H')
+        .replace(/"hashkv":/g, '"hash":');
       this.leases.forEach((id, i) => {
         s = s.replaceAll(id.toString(16), `<lease#${i + 1}>`)
           .replaceAll(id.toString(), `<lease#${i + 1}>`);

@@ -21,6 +21,8 @@ export interface ServeProcess {
   readonly pid: number;
   /** What it printed on stdout so far. */
   stdout(): string;
+  /** What it printed on stderr so far (its log). */
+  stderr(): string;
   /** SIGTERM and wait: resolves to the exit code. */
   stop(): Promise<number>;
   /** SIGKILL and wait. */
@@ -106,6 +108,7 @@ export async function startServe(
     address,
     pid: child.pid,
     stdout: () => out,
+    stderr: () => err,
     stop: () => kill("SIGTERM"),
     kill: async () => {
       await kill("SIGKILL");

@@ -541,7 +541,7 @@ Deno.test("Maintenance: status, hash, hashkv errors, move-leader, snapshot strea
         pb.encodeHashKVRequest({}),
       ),
     );
-    assertEquals(hashKv.hash, store.hash().hash);
+    assertEquals(hashKv.hash, (await store.hashKv()).hash);
     const future = await callError(
       table,
       "/etcdserverpb.Maintenance/HashKV",

@@ -90,3 +90,31 @@ Deno.test("shared data dir: an owner that does not share is still a clear Locked
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("shared data dir: when the owner exits, the other side's calls and watches fail", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "revkv-shared-" });
+  const owner = await open(dir);
+  // In one process the lock is held too: the second opener connects.
+  const other = await open(dir, { whenLocked: "connect" });
+  try {
+    assert.ok(!(other instanceof Store));
+    await other.put("k", "v");
+    const watch = other.watch("k");
+    const ended = (async () => {
+      try {
+        for await (const _ of watch) { /* until the owner goes */ }
+        return "ended";
+      } catch (error) {
+        return (error as Error).message;
+      }
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await owner.close();
+    assert.equal(await ended, "context deadline exceeded");
+    await assert.rejects(other.get("k"), /context deadline exceeded/);
+  } finally {
+    await other.close();
+    await owner.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -4,18 +4,23 @@
  * that order, as etcdctl validates arguments before it creates its client
  * and the output format when it does).
  *
+ * Remote mode (`--endpoints`, `ETCDCTL_ENDPOINTS`) builds `connect()`'s
+ * options from etcdctl's client flags; embedded mode opens `--data-dir`.
+ *
  * @module
  */
 
-import { open, type Store } from "../../mod.ts";
+import { connect, type ConnectOptions, type KvStore, open } from "../../mod.ts";
 import {
   CliExit,
   EXIT_BAD_ARGS,
   EXIT_BAD_CONNECTION,
   EXIT_BAD_FEATURE,
+  EXIT_ERROR,
 } from "./errors.ts";
 import type { FlagValue } from "./flags.ts";
 import { concatBytes } from "./go_format.ts";
+import { PendingStore } from "./pending_store.ts";
 import { Output, type OutputFormat, Printer } from "./printers.ts";
 import type { RawArgs } from "./raw_args.ts";
 import { runtime } from "../storage/runtime.ts";
@@ -38,8 +43,11 @@ export interface CliIO {
    * commands that never read stdin should not pay at start-up.
    */
   stdin?: ReadableStream<Uint8Array> | (() => ReadableStream<Uint8Array>);
-  /** Use this store instead of opening `--data-dir` (tests: one in-memory store). */
-  store?: Store;
+  /**
+   * Use this store instead of opening `--data-dir` or connecting to
+   * `--endpoints` (tests: one in-memory store).
+   */
+  store?: KvStore;
   /** Environment (`ETCDCTL_*` flags); absent: none. */
   env?: Record<string, string>;
   /** Aborted on Ctrl-C: ends `watch` and `lease keep-alive` cleanly. */
@@ -55,6 +63,25 @@ export interface CliIO {
 export const DEFAULT_DATA_DIR = "default.revkv";
 /** The `--data-dir` value that opens a fresh in-memory store. */
 export const MEMORY_DATA_DIR = ":memory:";
+
+/** etcdctl's default `--dial-timeout`. */
+const DIAL_TIMEOUT_MS_DEFAULT = 2_000;
+/** etcdctl's default `--command-timeout`. */
+const COMMAND_TIMEOUT_MS_DEFAULT = 5_000;
+/** etcdctl's default `--keepalive-time`. */
+const KEEPALIVE_TIME_MS_DEFAULT = 2_000;
+/** etcdctl's default `--keepalive-timeout`. */
+const KEEPALIVE_TIMEOUT_MS_DEFAULT = 6_000;
+
+/** Client flags (TLS, authentication, discovery) revkv's client lacks. */
+const UNSUPPORTED_CLIENT_FLAGS = [
+  "cert",
+  "key",
+  "cacert",
+  "user",
+  "password",
+  "discovery-srv",
+];
 
 /** The file whose presence marks a data dir that holds a store. */
 const STORE_MARKER_FILE = "meta.json";
@@ -224,7 +251,7 @@ export class CommandContext extends FlagView {
   /** Standard input, line by line. */
   readonly stdin: LineReader;
   #printer: Printer | undefined;
-  #store: Store | undefined;
+  #store: KvStore | undefined;
   #ownStore = false;
 
   constructor(
@@ -257,29 +284,34 @@ export class CommandContext extends FlagView {
   }
 
   /**
-   * The store: the one given in `io`, or the data dir opened in embedded
-   * mode. Validates the output format first, as etcdctl does when it
-   * creates its client.
+   * The store: the one given in `io`, a client of `--endpoints` in remote
+   * mode (connecting in the background, see {@linkcode PendingStore}), or
+   * the data dir opened in embedded mode. Validates the output format
+   * first, as etcdctl does when it creates its client.
    *
    * A data dir that holds no store yet is created only for a command that
    * writes (`options.create`), and the CLI says so on stderr; any other
    * command gets a clear error and creates nothing, as etcdctl fails
    * against an endpoint where no etcd runs (a mistyped `--data-dir` must
    * not silently start an empty store).
-   * @throws CliExit 2 when the store cannot be opened, or in remote mode.
+   *
+   * A data dir another process holds is reached through that process's
+   * store (its local endpoint), with the same semantics. A long-running
+   * command (`watch`, `lease keep-alive`, `make-mirror`) asks to `share`
+   * the dir it opens in turn, so that `put` in another terminal reaches
+   * it; a short one does not start serving for the moment it runs.
+   * @throws CliExit 2 when the store cannot be opened, or no endpoint is given.
    */
-  async store(options: { create?: boolean } = {}): Promise<Store> {
+  async store(
+    options: { create?: boolean; share?: boolean } = {},
+  ): Promise<KvStore> {
     this.printer();
     if (this.#store) return this.#store;
     if (this.io.store) return this.#store = this.io.store;
-    if (this.has("endpoints")) {
-      const endpoints = (this.flags.get("endpoints") as string[]).join(",");
-      throw new CliExit(
-        EXIT_BAD_CONNECTION,
-        `remote mode (--endpoints=${endpoints}) is not available yet: ` +
-          "revkv's gRPC client comes with the server; " +
-          "use --data-dir for an embedded store",
-      );
+    if (this.remote) {
+      this.#store = this.#connect(this.endpoints());
+      this.#ownStore = true;
+      return this.#store;
     }
     const dir = this.string("data-dir", DEFAULT_DATA_DIR);
     if (dir === MEMORY_DATA_DIR) {
@@ -302,12 +334,18 @@ export class CommandContext extends FlagView {
         }
         created = true;
       }
-      this.#store = await open(dir);
+      // A dir another process holds is reached through that owner; a
+      // long-running command shares the dir in turn (see `options.share`).
+      this.#store = await open(dir, {
+        whenLocked: "connect",
+        share: options.share ?? false,
+      });
     } catch (error) {
       if (error instanceof CliExit) throw error;
       const permission = permissionHint(error);
       if (permission) throw new CliExit(EXIT_BAD_CONNECTION, permission);
-      // A running server holds the lock; the CLI can talk to it instead.
+      // An owner that does not share (a running server, a program opened
+      // with share: false) holds the lock; the CLI can talk to a server.
       const hint = (error as Error).name === "LockedError"
         ? "; if that process is a revkv server, use --endpoints with its " +
           "client address (default 127.0.0.1:2379) instead of --data-dir"
@@ -333,7 +371,91 @@ export class CommandContext extends FlagView {
 
   /** etcdctl's `--command-timeout` in milliseconds (default 5 s). */
   commandTimeoutMs(): number {
-    return (this.flags.get("command-timeout") as number | undefined) ?? 5_000;
+    return this.#duration("command-timeout", COMMAND_TIMEOUT_MS_DEFAULT);
+  }
+
+  #duration(name: string, defaultMs: number): number {
+    return (this.flags.get(name) as number | undefined) ?? defaultMs;
+  }
+
+  /**
+   * Whether the command talks to servers (`--endpoints` or
+   * `ETCDCTL_ENDPOINTS` given) rather than an embedded store.
+   */
+  get remote(): boolean {
+    return this.io.store === undefined && this.has("endpoints");
+  }
+
+  /** `--endpoints` as given (etcdctl prints them so). */
+  endpoints(): string[] {
+    return (this.flags.get("endpoints") as string[] | undefined) ??
+      ["127.0.0.1:2379"];
+  }
+
+  /**
+   * The options `connect()` gets for `endpoints`: etcdctl's dial, command
+   * and keep-alive flags (`--dial-timeout` 2 s, `--command-timeout` 5 s,
+   * `--keepalive-time` 2 s, `--keepalive-timeout` 6 s by default), the
+   * endpoints trimmed of spaces as etcdctl trims them.
+   */
+  clientOptions(endpoints: string[]): ConnectOptions {
+    return {
+      endpoints: endpoints.map((e) => e.trim()),
+      dialTimeoutMs: this.#duration("dial-timeout", DIAL_TIMEOUT_MS_DEFAULT),
+      requestTimeoutMs: this.commandTimeoutMs(),
+      keepAliveTimeMs: this.#duration(
+        "keepalive-time",
+        KEEPALIVE_TIME_MS_DEFAULT,
+      ),
+      keepAliveTimeoutMs: this.#duration(
+        "keepalive-timeout",
+        KEEPALIVE_TIMEOUT_MS_DEFAULT,
+      ),
+    };
+  }
+
+  /** Connections this context made, closed with it. */
+  readonly #connections: KvStore[] = [];
+
+  /**
+   * A client of `endpoints` that connects in the background, as etcdctl's
+   * dial does not block: an unreachable endpoint fails the first request
+   * (`context deadline exceeded`), in the words of the command making it.
+   * @throws CliExit 2 `etcdclient: no available endpoints` for none.
+   */
+  #connect(endpoints: string[]): KvStore {
+    const options = this.clientOptions(endpoints);
+    const secure = UNSUPPORTED_CLIENT_FLAGS.find((f) => this.has(f));
+    if (
+      secure !== undefined ||
+      this.has("insecure-transport") && !this.bool("insecure-transport")
+    ) {
+      // Connecting in plain text when TLS or a login was asked for would
+      // send what the user meant to protect: refuse instead.
+      throw new CliExit(
+        EXIT_BAD_CONNECTION,
+        `--${secure ?? "insecure-transport=false"} is not supported: ` +
+          "revkv's client speaks plain-text gRPC without authentication",
+      );
+    }
+    if (options.endpoints.length === 0) {
+      throw new CliExit(
+        EXIT_BAD_CONNECTION,
+        "etcdclient: no available endpoints",
+      );
+    }
+    return new PendingStore(connect(options));
+  }
+
+  /**
+   * A client of one endpoint, for a command that asks each endpoint in
+   * turn (closed with the context).
+   */
+  connectTo(endpoint: string): KvStore {
+    this.printer();
+    const store = this.#connect([endpoint]);
+    this.#connections.push(store);
+    return store;
   }
 
   /**
@@ -342,12 +464,49 @@ export class CommandContext extends FlagView {
    */
   endpointName(): string {
     if (this.io.store) return "embedded";
+    if (this.remote) return this.endpoints()[0] ?? "";
     return this.string("data-dir", DEFAULT_DATA_DIR) || DEFAULT_DATA_DIR;
+  }
+
+  /**
+   * The stores the endpoint commands (`endpoint status|health|hashkv`,
+   * `defrag`) address one by one, with the names they print: the one store
+   * in embedded mode (named as {@linkcode endpointName}), one connection
+   * per endpoint in remote mode, as etcdctl asks each endpoint itself.
+   */
+  async endpointStores(): Promise<{ endpoint: string; store: KvStore }[]> {
+    if (!this.remote) {
+      return [{ endpoint: this.endpointName(), store: await this.store() }];
+    }
+    const endpoints = this.bool("cluster")
+      ? await this.#clusterEndpoints()
+      : this.endpoints();
+    return endpoints.map((endpoint) => ({
+      endpoint,
+      store: this.connectTo(endpoint),
+    }));
+  }
+
+  /** etcdctl's `--cluster`: every client URL of the cluster's members. */
+  async #clusterEndpoints(): Promise<string[]> {
+    try {
+      const { members } = await (await this.store()).memberList();
+      return members.flatMap((m) => m.clientUrls);
+    } catch (error) {
+      if (error instanceof CliExit) throw error;
+      throw new CliExit(
+        EXIT_ERROR,
+        "failed to fetch endpoints from etcd cluster member list: " +
+          (error as Error).message,
+      );
+    }
   }
 
   /** Closes the store if this context opened it. */
   async close(): Promise<void> {
     this.stdin.release();
-    if (this.#ownStore) await this.#store?.close();
+    const closing = this.#connections.map((c) => c.close());
+    if (this.#ownStore && this.#store) closing.push(this.#store.close());
+    await Promise.all(closing);
   }
 }

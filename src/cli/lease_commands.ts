@@ -105,7 +105,7 @@ async function runKeepAlive(ctx: CommandContext): Promise<void> {
     );
   }
   const id = leaseFromArg(ctx.args[0]!);
-  const db = await ctx.store();
+  const db = await ctx.store({ share: !ctx.bool("once") });
   const printer = ctx.printer();
   if (ctx.bool("once")) {
     const response = await request(

@@ -58,7 +58,7 @@ export type { CliIO, CliWriter } from "./context.ts";
 /**
  * etcdctl's global flags, and `--data-dir` for embedded mode. The TLS and
  * auth flags are accepted for compatibility and have no effect in embedded
- * mode.
+ * mode; in remote mode they are refused (revkv's client has neither).
  */
 export const GLOBAL_FLAGS: FlagSpec[] = [
   {
@@ -270,7 +270,8 @@ export function etcdctlEnv(): Record<string, string> {
 
 /**
  * etcdctl's `ETCDCTL_<FLAG>` variables: a global flag not given on the
- * command line takes its value from the environment.
+ * command line takes its value from the environment; a value the flag
+ * cannot parse is ignored, as etcdctl ignores it.
  */
 function applyEnv(
   values: Map<string, FlagValue>,
@@ -283,7 +284,13 @@ function applyEnv(
     if (values.has(spec.name)) continue;
     const value = env[envName(spec.name)];
     if (value === undefined) continue;
-    const parsed = parseFlags([`--${spec.name}=${value}`], [spec]);
-    values.set(spec.name, parsed.values.get(spec.name)!);
+    try {
+      const parsed = parseFlags([`--${spec.name}=${value}`], [spec]);
+      values.set(spec.name, parsed.values.get(spec.name)!);
+    } catch (error) {
+      // etcdctl ignores a variable its flag cannot parse (the flag keeps
+      // its default), as pflag's Set error goes unchecked there.
+      if (!(error instanceof FlagError)) throw error;
+    }
   }
 }

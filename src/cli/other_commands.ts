@@ -1,24 +1,27 @@
 /**
- * The maintenance commands over an embedded store: `snapshot
- * save|status|restore`, `defrag`, `endpoint status|health|hashkv`, `alarm
- * list|disarm`; and `check perf` / `make-mirror`, which accept etcdctl's
- * flags but are not available yet (exit 4, etcdctl's code for a valid
- * request it cannot serve).
+ * The maintenance commands: `snapshot save|status|restore`, `defrag`,
+ * `endpoint status|health|hashkv`, `alarm list|disarm`, `check perf` and
+ * `make-mirror` (in mirror_command.ts).
  *
- * In embedded mode the "endpoint" these commands name is the data dir.
- * Values etcd takes from raft are mapped to the store's nearest facts: the
- * raft index is the committed revision, the member is always the leader.
+ * The endpoint commands ask each endpoint in turn (`--endpoints`, or every
+ * member's client URL with `--cluster`), each on its own connection, and
+ * report a failing one on stderr and go on, as etcdctl does. In embedded
+ * mode the one "endpoint" is the data dir; an embedded store reports the
+ * nearest facts for what etcd takes from raft (the raft index is the
+ * committed revision, the member is always the leader).
  *
  * @module
  */
 
 import {
+  type HashKvResponse,
+  type KvStore,
   restoreSnapshot,
   type SnapshotStatus,
   snapshotStatus,
-  type Store,
+  type StatusResponse,
 } from "../../mod.ts";
-import { type Command, ETCDCTL_VERSION } from "./command.ts";
+import type { Command } from "./command.ts";
 import { type CommandContext, writeAll } from "./context.ts";
 import {
   CliExit,
@@ -31,18 +34,10 @@ import { boolFlag as bool, stringFlag as str } from "./flags.ts";
 import { goQuote, hexUint, jsonString, utf8 } from "./go_format.ts";
 import { jsonHeader } from "./printers.ts";
 import { runCheckPerf } from "./check_perf.ts";
+import { request } from "./kv_commands.ts";
+import { makeMirrorCommand } from "./mirror_command.ts";
 import { goDuration, humanizeBytes, renderTable } from "./table.ts";
 import { runtime } from "../storage/runtime.ts";
-
-function notYet(what: string): (ctx: CommandContext) => Promise<void> {
-  return async (ctx) => {
-    await ctx.store();
-    throw new CliExit(
-      EXIT_BAD_FEATURE,
-      `${what} is not available yet in revkv's embedded mode`,
-    );
-  };
-}
 
 function noArgs(ctx: CommandContext, message: string): void {
   if (ctx.args.length !== 0) throw new CliExit(EXIT_BAD_ARGS, message);
@@ -67,9 +62,12 @@ function fileError(file: string, error: unknown): string {
 
 const ALARM_TYPES: Record<string, number> = { NONE: 0, NOSPACE: 1, CORRUPT: 2 };
 
-function printAlarms(ctx: CommandContext, db: Store, alarms: string[]): void {
+function printAlarms(
+  ctx: CommandContext,
+  memberId: bigint,
+  alarms: string[],
+): void {
   const printer = ctx.printer();
-  const memberId = BigInt.asUintN(64, db.header().memberId);
   switch (printer.format) {
     case "simple":
       // The protobuf text form etcdctl prints with %+v.
@@ -97,25 +95,51 @@ function printAlarms(ctx: CommandContext, db: Store, alarms: string[]): void {
   }
 }
 
+/**
+ * The alarms and the member they are reported for: the `KvStore` API
+ * lists alarm names only, so they are printed for the member answering
+ * (asked only when there is an alarm to print).
+ */
+async function alarmsOf(
+  ctx: CommandContext,
+  db: KvStore,
+): Promise<{ alarms: string[]; memberId: bigint }> {
+  const timeoutMs = ctx.commandTimeoutMs();
+  const alarms = await request(
+    () => db.alarmList(),
+    undefined,
+    EXIT_ERROR,
+    timeoutMs,
+  );
+  if (alarms.length === 0) return { alarms, memberId: 0n };
+  const { header } = await request(
+    () => db.status(),
+    undefined,
+    EXIT_ERROR,
+    timeoutMs,
+  );
+  return { alarms, memberId: BigInt.asUintN(64, header.memberId) };
+}
+
 async function runAlarmList(ctx: CommandContext): Promise<void> {
   noArgs(ctx, "alarm list command accepts no arguments");
   const db = await ctx.store();
-  printAlarms(ctx, db, db.alarms());
+  const { alarms, memberId } = await alarmsOf(ctx, db);
+  printAlarms(ctx, memberId, alarms);
 }
 
 async function runAlarmDisarm(ctx: CommandContext): Promise<void> {
   noArgs(ctx, "alarm disarm command accepts no arguments");
   const db = await ctx.store();
-  const alarms = db.alarms();
-  if (alarms.length > 0) {
-    // The store clears NOSPACE only in defrag, once back under the quota.
-    throw new CliExit(
-      EXIT_BAD_FEATURE,
-      `disarming alarms (${alarms.join(", ")}) is not available yet: ` +
-        "compact, then run defrag, which clears NOSPACE once under the quota",
-    );
-  }
-  printAlarms(ctx, db, alarms);
+  // etcdctl prints the alarms the disarm deactivated.
+  const { alarms, memberId } = await alarmsOf(ctx, db);
+  await request(
+    () => db.alarmDisarm(),
+    undefined,
+    EXIT_ERROR,
+    ctx.commandTimeoutMs(),
+  );
+  printAlarms(ctx, memberId, alarms);
 }
 
 // --- defrag ---------------------------------------------------------------
@@ -123,141 +147,240 @@ async function runAlarmDisarm(ctx: CommandContext): Promise<void> {
 async function runDefrag(ctx: CommandContext): Promise<void> {
   // `defrag --data-dir` (etcdctl's offline form) and the global --data-dir
   // are the same flag here: both name the embedded store to defragment.
-  const db = await ctx.store();
-  const endpoint = ctx.endpointName();
-  try {
-    await db.defrag();
-  } catch (error) {
-    throw new CliExit(
-      EXIT_ERROR,
-      "",
-      `Failed to defragment etcd member[${endpoint}] (${
-        (error as Error).message
-      })\n`,
-    );
-  }
-  ctx.out.line(`Finished defragmenting etcd member[${endpoint}]`);
-}
-
-// --- endpoint -------------------------------------------------------------
-
-async function runEndpointHealth(ctx: CommandContext): Promise<void> {
-  const printer = ctx.printer();
-  const endpoint = ctx.endpointName();
-  let start = performance.now();
-  let error = "";
-  try {
-    const db = await ctx.store();
-    // As etcdctl: time the read, not the connection (here: the open).
-    start = performance.now();
-    await db.get("health");
-  } catch (e) {
-    error = e instanceof CliExit ? e.message : (e as Error).message;
-  }
-  const took = goDuration(performance.now() - start);
-  const health = error === "";
-  switch (printer.format) {
-    case "simple":
+  let failures = 0;
+  for (const { endpoint, store } of await ctx.endpointStores()) {
+    try {
+      await request(
+        () => store.defrag(),
+        undefined,
+        EXIT_ERROR,
+        ctx.commandTimeoutMs(),
+      );
+      ctx.out.line(`Finished defragmenting etcd member[${endpoint}]`);
+    } catch (error) {
+      failures++;
       await ctx.flush();
       await writeAll(
         ctx.io.stderr,
         utf8(
-          health
-            ? `${endpoint} is healthy: successfully committed proposal: took = ${took}\n`
-            : `${endpoint} is unhealthy: failed to commit proposal: ${error}\n`,
+          `Failed to defragment etcd member[${endpoint}] (${
+            (error as Error).message
+          })\n`,
         ),
       );
+    }
+  }
+  if (failures !== 0) throw new CliExit(EXIT_ERROR, "");
+}
+
+// --- endpoint -------------------------------------------------------------
+
+/** One endpoint's health, as etcdctl's `epHealth`. */
+interface EndpointHealth {
+  endpoint: string;
+  health: boolean;
+  took: string;
+  error: string;
+}
+
+/**
+ * etcdctl's health check of one endpoint: a read of the key `health`
+ * (timed, the connection included, as etcdctl times its first request).
+ */
+async function checkHealth(
+  ctx: CommandContext,
+  endpoint: string,
+  store: KvStore,
+): Promise<EndpointHealth> {
+  const start = performance.now();
+  let error = "";
+  try {
+    await request(
+      () => store.get("health"),
+      undefined,
+      EXIT_ERROR,
+      ctx.commandTimeoutMs(),
+    );
+  } catch (e) {
+    error = (e as Error).message;
+  }
+  const took = goDuration(performance.now() - start);
+  return { endpoint, health: error === "", took, error };
+}
+
+async function runEndpointHealth(ctx: CommandContext): Promise<void> {
+  const printer = ctx.printer();
+  let checks: Promise<EndpointHealth>[];
+  try {
+    // In embedded mode, the open is not timed (etcdctl's dial is not
+    // either when it succeeds at once).
+    checks = (await ctx.endpointStores()).map(({ endpoint, store }) =>
+      checkHealth(ctx, endpoint, store)
+    );
+  } catch (e) {
+    if (!(e instanceof CliExit) || ctx.remote) throw e;
+    // A data dir that cannot be opened is an unhealthy endpoint.
+    checks = [Promise.resolve({
+      endpoint: ctx.endpointName(),
+      health: false,
+      took: goDuration(0),
+      error: e.message,
+    })];
+  }
+  // Listed as they complete, as etcdctl collects them.
+  const list: EndpointHealth[] = [];
+  await Promise.all(checks.map((c) => c.then((h) => list.push(h))));
+  switch (printer.format) {
+    case "simple":
+      await ctx.flush();
+      for (const h of list) {
+        await writeAll(
+          ctx.io.stderr,
+          utf8(
+            h.health
+              ? `${h.endpoint} is healthy: successfully committed proposal: took = ${h.took}\n`
+              : `${h.endpoint} is unhealthy: failed to commit proposal: ${h.error}\n`,
+          ),
+        );
+      }
       break;
     case "json": {
-      const fields = [
-        `"endpoint":${jsonString(endpoint)}`,
-        `"health":${health}`,
-        `"took":${jsonString(took)}`,
-      ];
-      if (error) fields.push(`"error":${jsonString(error)}`);
-      ctx.out.line(`[{${fields.join(",")}}]`);
+      const items = list.map((h) => {
+        const fields = [
+          `"endpoint":${jsonString(h.endpoint)}`,
+          `"health":${h.health}`,
+          `"took":${jsonString(h.took)}`,
+        ];
+        if (h.error) fields.push(`"error":${jsonString(h.error)}`);
+        return `{${fields.join(",")}}`;
+      });
+      ctx.out.line(`[${items.join(",")}]`);
       break;
     }
     case "fields":
-      ctx.out.line(`"Endpoint" : ${goQuote(endpoint)}`);
-      ctx.out.line(`"Health" : ${health}`);
-      ctx.out.line(`"Took" : ${took}`);
-      ctx.out.line(`"Error" : ${error}`);
-      ctx.out.line();
+      for (const h of list) {
+        ctx.out.line(`"Endpoint" : ${goQuote(h.endpoint)}`);
+        ctx.out.line(`"Health" : ${h.health}`);
+        ctx.out.line(`"Took" : ${h.took}`);
+        ctx.out.line(`"Error" : ${h.error}`);
+        ctx.out.line();
+      }
       break;
     case "table":
       ctx.out.write(renderTable(
         ["endpoint", "health", "took", "error"],
-        [[endpoint, String(health), took, error]],
+        list.map((h) => [h.endpoint, String(h.health), h.took, h.error]),
       ));
       break;
     default:
       throw unsupported(printer.format);
   }
-  if (!health) throw new CliExit(EXIT_ERROR, "unhealthy cluster");
+  if (list.some((h) => !h.health)) {
+    throw new CliExit(EXIT_ERROR, "unhealthy cluster");
+  }
+}
+
+/** Writes one endpoint's failure line on stderr (etcdctl goes on with the next). */
+async function reportFailure(ctx: CommandContext, line: string): Promise<void> {
+  await ctx.flush();
+  await writeAll(ctx.io.stderr, utf8(line));
 }
 
 async function runEndpointStatus(ctx: CommandContext): Promise<void> {
-  const db = await ctx.store();
+  const stores = await ctx.endpointStores();
   const printer = ctx.printer();
-  const endpoint = ctx.endpointName();
-  const header = db.header();
-  const memberId = BigInt.asUintN(64, header.memberId);
-  const sizeBytes = db.stats().sizeBytes;
-  // The committed revision stands in for raft's index (revkv has no raft).
-  const raftIndex = db.revision;
-  const errors = db.alarms().map((a) => `memberID:${memberId} alarm:${a} `);
-  // The row of the simple and table formats.
-  const row = [
-    endpoint,
-    hexUint(memberId),
-    ETCDCTL_VERSION,
-    humanizeBytes(sizeBytes),
-    "true",
-    "false",
-    String(header.raftTerm),
-    String(raftIndex),
-    String(raftIndex),
-    errors.join(", "),
-  ];
-  switch (printer.format) {
+  const list: { endpoint: string; status: StatusResponse }[] = [];
+  let failed = false;
+  for (const { endpoint, store } of stores) {
+    try {
+      const status = await request(
+        () => store.status(),
+        undefined,
+        EXIT_ERROR,
+        ctx.commandTimeoutMs(),
+      );
+      list.push({ endpoint, status });
+    } catch (error) {
+      failed = true;
+      await reportFailure(
+        ctx,
+        `Failed to get the status of endpoint ${endpoint} (${
+          (error as Error).message
+        })\n`,
+      );
+    }
+  }
+  printStatus(ctx, printer.format, list);
+  if (failed) throw new CliExit(EXIT_ERROR, "");
+}
+
+function printStatus(
+  ctx: CommandContext,
+  format: string,
+  list: { endpoint: string; status: StatusResponse }[],
+): void {
+  const rows = list.map(({ endpoint, status }) => {
+    const memberId = BigInt.asUintN(64, status.header.memberId);
+    return [
+      endpoint,
+      hexUint(memberId),
+      status.version,
+      humanizeBytes(status.dbSizeBytes),
+      String(BigInt.asUintN(64, status.leader) === memberId),
+      "false",
+      String(status.raftTerm),
+      String(status.raftIndex),
+      // etcd 3.4's applied index; the KvStore API reports the raft index.
+      String(status.raftIndex),
+      status.errors.join(", "),
+    ];
+  });
+  switch (format) {
     case "simple":
-      ctx.out.line(row.join(", "));
+      for (const row of rows) ctx.out.line(row.join(", "));
       return;
     case "json": {
-      const status = [
-        `"header":${jsonHeader(header)}`,
-        `"version":${jsonString(ETCDCTL_VERSION)}`,
-        `"dbSize":${sizeBytes}`,
-        `"leader":${memberId}`,
-        `"raftIndex":${raftIndex}`,
-        `"raftTerm":${header.raftTerm}`,
-        `"raftAppliedIndex":${raftIndex}`,
-      ];
-      if (errors.length) {
-        status.push(`"errors":[${errors.map((e) => jsonString(e)).join(",")}]`);
-      }
-      status.push(`"dbSizeInUse":${sizeBytes}`);
-      ctx.out.line(
-        `[{"Endpoint":${jsonString(endpoint)},"Status":{${status.join(",")}}}]`,
-      );
+      const items = list.map(({ endpoint, status }) => {
+        const fields = [
+          `"header":${jsonHeader(status.header)}`,
+          `"version":${jsonString(status.version)}`,
+          `"dbSize":${status.dbSizeBytes}`,
+          `"leader":${BigInt.asUintN(64, status.leader)}`,
+          `"raftIndex":${status.raftIndex}`,
+          `"raftTerm":${status.raftTerm}`,
+          `"raftAppliedIndex":${status.raftIndex}`,
+        ];
+        if (status.errors.length) {
+          fields.push(
+            `"errors":[${status.errors.map((e) => jsonString(e)).join(",")}]`,
+          );
+        }
+        fields.push(`"dbSizeInUse":${status.dbSizeInUseBytes}`);
+        return `{"Endpoint":${jsonString(endpoint)},"Status":{${
+          fields.join(",")
+        }}}`;
+      });
+      ctx.out.line(`[${items.join(",")}]`);
       return;
     }
     case "fields":
-      ctx.out.line(`"ClusterID" : ${BigInt.asUintN(64, header.clusterId)}`);
-      ctx.out.line(`"MemberID" : ${memberId}`);
-      ctx.out.line(`"Revision" : ${header.revision}`);
-      ctx.out.line(`"RaftTerm" : ${header.raftTerm}`);
-      ctx.out.line(`"Version" : ${goQuote(ETCDCTL_VERSION)}`);
-      ctx.out.line(`"DBSize" : ${sizeBytes}`);
-      ctx.out.line(`"Leader" : ${memberId}`);
-      ctx.out.line(`"IsLearner" : false`);
-      ctx.out.line(`"RaftIndex" : ${raftIndex}`);
-      ctx.out.line(`"RaftTerm" : ${header.raftTerm}`);
-      ctx.out.line(`"RaftAppliedIndex" : ${raftIndex}`);
-      ctx.out.line(`"Errors" : [${errors.join(" ")}]`);
-      ctx.out.line(`"Endpoint" : ${goQuote(endpoint)}`);
-      ctx.out.line();
+      for (const { endpoint, status } of list) {
+        const header = status.header;
+        ctx.out.line(`"ClusterID" : ${BigInt.asUintN(64, header.clusterId)}`);
+        ctx.out.line(`"MemberID" : ${BigInt.asUintN(64, header.memberId)}`);
+        ctx.out.line(`"Revision" : ${header.revision}`);
+        ctx.out.line(`"RaftTerm" : ${header.raftTerm}`);
+        ctx.out.line(`"Version" : ${goQuote(status.version)}`);
+        ctx.out.line(`"DBSize" : ${status.dbSizeBytes}`);
+        ctx.out.line(`"Leader" : ${BigInt.asUintN(64, status.leader)}`);
+        ctx.out.line(`"IsLearner" : false`);
+        ctx.out.line(`"RaftIndex" : ${status.raftIndex}`);
+        ctx.out.line(`"RaftTerm" : ${status.raftTerm}`);
+        ctx.out.line(`"RaftAppliedIndex" : ${status.raftIndex}`);
+        ctx.out.line(`"Errors" : [${status.errors.join(" ")}]`);
+        ctx.out.line(`"Endpoint" : ${goQuote(endpoint)}`);
+        ctx.out.line();
+      }
       return;
     case "table":
       ctx.out.write(renderTable(
@@ -273,64 +396,90 @@ async function runEndpointStatus(ctx: CommandContext): Promise<void> {
           "raft applied index",
           "errors",
         ],
-        [row],
+        rows,
       ));
       return;
     default:
-      throw unsupported(printer.format);
+      throw unsupported(format);
   }
 }
 
 async function runEndpointHashKv(ctx: CommandContext): Promise<void> {
-  const db = await ctx.store();
+  const stores = await ctx.endpointStores();
   const printer = ctx.printer();
-  const endpoint = ctx.endpointName();
   const rev = Number(ctx.int("rev"));
-  let result: ReturnType<Store["hash"]>;
-  try {
-    result = db.hash(rev > 0 ? rev : db.revision);
-  } catch (error) {
-    const message = error instanceof RangeError
-      ? "etcdserver: mvcc: required revision is a future revision"
-      : (error as Error).message;
-    throw new CliExit(
-      EXIT_ERROR,
-      message,
-      `Failed to get the hash of endpoint ${endpoint} (${message})\n`,
-    );
+  const list: { endpoint: string; hash: HashKvResponse }[] = [];
+  let failure: string | undefined;
+  for (const { endpoint, store } of stores) {
+    try {
+      const hash = await request(
+        () => store.hashKv(rev > 0 ? rev : 0),
+        undefined,
+        EXIT_ERROR,
+        ctx.commandTimeoutMs(),
+      );
+      list.push({ endpoint, hash });
+    } catch (error) {
+      failure = (error as Error).message;
+      await reportFailure(
+        ctx,
+        `Failed to get the hash of endpoint ${endpoint} (${failure})\n`,
+      );
+    }
   }
-  const header = db.header();
-  const hash = result.hash >>> 0;
-  switch (printer.format) {
+  printHashKv(ctx, printer.format, list);
+  if (failure !== undefined) throw new CliExit(EXIT_ERROR, failure);
+}
+
+function printHashKv(
+  ctx: CommandContext,
+  format: string,
+  list: { endpoint: string; hash: HashKvResponse }[],
+): void {
+  switch (format) {
     case "simple":
-      ctx.out.line(`${endpoint}, ${hash}`);
+      for (const { endpoint, hash } of list) {
+        ctx.out.line(`${endpoint}, ${hash.hash >>> 0}`);
+      }
       return;
     case "json": {
-      const fields = [`"header":${jsonHeader(header)}`, `"hash":${hash}`];
-      if (result.compactRevision !== 0) {
-        fields.push(`"compact_revision":${result.compactRevision}`);
-      }
-      ctx.out.line(
-        `[{"Endpoint":${jsonString(endpoint)},"HashKV":{${fields.join(",")}}}]`,
-      );
+      const items = list.map(({ endpoint, hash }) => {
+        const fields = [
+          `"header":${jsonHeader(hash.header)}`,
+          `"hash":${hash.hash >>> 0}`,
+        ];
+        if (hash.compactRevision !== 0) {
+          fields.push(`"compact_revision":${hash.compactRevision}`);
+        }
+        return `{"Endpoint":${jsonString(endpoint)},"HashKV":{${
+          fields.join(",")
+        }}}`;
+      });
+      ctx.out.line(`[${items.join(",")}]`);
       return;
     }
     case "fields":
-      ctx.out.line(`"ClusterID" : ${BigInt.asUintN(64, header.clusterId)}`);
-      ctx.out.line(`"MemberID" : ${BigInt.asUintN(64, header.memberId)}`);
-      ctx.out.line(`"Revision" : ${header.revision}`);
-      ctx.out.line(`"RaftTerm" : ${header.raftTerm}`);
-      ctx.out.line(`"Endpoint" : ${goQuote(endpoint)}`);
-      ctx.out.line(`"Hash" : ${hash}`);
-      ctx.out.line();
+      for (const { endpoint, hash } of list) {
+        const header = hash.header;
+        ctx.out.line(`"ClusterID" : ${BigInt.asUintN(64, header.clusterId)}`);
+        ctx.out.line(`"MemberID" : ${BigInt.asUintN(64, header.memberId)}`);
+        ctx.out.line(`"Revision" : ${header.revision}`);
+        ctx.out.line(`"RaftTerm" : ${header.raftTerm}`);
+        ctx.out.line(`"Endpoint" : ${goQuote(endpoint)}`);
+        ctx.out.line(`"Hash" : ${hash.hash >>> 0}`);
+        ctx.out.line();
+      }
       return;
     case "table":
       ctx.out.write(
-        renderTable(["endpoint", "hash"], [[endpoint, String(hash)]]),
+        renderTable(
+          ["endpoint", "hash"],
+          list.map(({ endpoint, hash }) => [endpoint, String(hash.hash >>> 0)]),
+        ),
       );
       return;
     default:
-      throw unsupported(printer.format);
+      throw unsupported(format);
   }
 }
 
@@ -571,39 +720,6 @@ The items in the lists are hash, revision, total keys, total size.
         run: runCheckPerf,
       }],
     },
-    {
-      use: "make-mirror [options] <destination>",
-      short: "Makes a mirror at the destination etcd cluster",
-      flags: [
-        str("prefix", "", "Key-value prefix to mirror"),
-        str(
-          "dest-prefix",
-          "",
-          "destination prefix to mirror a prefix to a different prefix in the destination cluster",
-        ),
-        bool(
-          "no-dest-prefix",
-          "false",
-          "mirror key-values to the root of the destination cluster",
-        ),
-        str(
-          "dest-cert",
-          "",
-          "Identify secure client using this TLS certificate file for the destination cluster",
-        ),
-        str("dest-key", "", "Identify secure client using this TLS key file"),
-        str(
-          "dest-cacert",
-          "",
-          "Verify certificates of TLS enabled secure servers using this CA bundle",
-        ),
-        bool(
-          "dest-insecure-transport",
-          "true",
-          "Disable transport security for client connections",
-        ),
-      ],
-      run: notYet("make-mirror (it needs the gRPC client)"),
-    },
+    makeMirrorCommand(),
   ];
 }

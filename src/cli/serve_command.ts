@@ -7,6 +7,9 @@
  * bind every `--listen-client-urls` address; print where it listens, the
  * data dir, the member and cluster IDs and the recovery report; serve.
  *
+ * The log (`src/server/log.ts`, stderr, filtered by `--log-level`) has
+ * server faults at error and every call at debug.
+ *
  * SIGINT/SIGTERM: stop accepting, let in-flight calls finish (watch and
  * keep-alive streams end with a clean status) for up to
  * `SHUTDOWN_GRACE_MS`, close the store (flushes the WAL, releases the
@@ -16,10 +19,12 @@
  * @module
  */
 
-import { open, type Store } from "../store.ts";
+import { DEFAULT_QUOTA_BACKEND_BYTES, open, type Store } from "../store.ts";
 import type { RecoveryReport } from "../storage/data_dir.ts";
 import { createServiceTable } from "../server/services.ts";
 import { startAutoCompaction } from "../server/auto_compaction.ts";
+import { ServerMetrics } from "../server/metrics.ts";
+import { ServerLog } from "../server/log.ts";
 import {
   parseServeFlags,
   type ServeConfig,
@@ -27,6 +32,7 @@ import {
   serveHelp,
 } from "../server/serve_flags.ts";
 import type { GrpcServiceTable } from "../wire/grpc_service.ts";
+import type { KeepaliveOptions } from "../wire/http2/keepalive.ts";
 import type { CliIO } from "./context.ts";
 import { writeAll } from "./context.ts";
 import { utf8 } from "./go_format.ts";
@@ -48,7 +54,15 @@ export interface RunningTransport {
 export type StartTransport = (
   listener: SocketListener,
   methods: GrpcServiceTable,
-  limits: { maxRequestBytes: number },
+  limits: {
+    maxRequestBytes: number;
+    /** etcd's `--grpc-keepalive-*` (grpc-go's server keepalive). */
+    keepalive?: KeepaliveOptions;
+    /** Writes the Prometheus `/metrics` page. */
+    metrics?: () => string;
+    /** A `--listen-metrics-urls` listener: HTTP `/metrics` and `/health` only. */
+    metricsOnly?: boolean;
+  },
 ) => RunningTransport;
 
 /** What a started server is (for tests that run it in-process). */
@@ -95,12 +109,13 @@ export function describeRecovery(report: RecoveryReport | undefined): string[] {
 
 /**
  * Opens the store and starts serving `config`; prints the start-up lines
- * through `print`.
+ * through `print`, and what `--log-level` lets through to `log`.
  */
 export async function startServer(
   config: ServeConfig,
   startTransport: StartTransport,
   print: (line: string) => void,
+  log?: ServerLog,
 ): Promise<RunningServer> {
   const store = await open(config.dataDir, {
     durability: config.unsafeNoFsync ? "none" : "fsync",
@@ -116,26 +131,58 @@ export async function startServer(
   const transports: RunningTransport[] = [];
   let stopCompaction = () => {};
   const closing = new AbortController();
+  const metricsListeners: SocketListener[] = [];
   try {
-    const methods = createServiceTable(store, {
-      maxRequestBytes: config.maxRequestBytes,
-      closing: closing.signal,
-      member: {
-        name: config.name,
-        peerUrls: config.peerUrls,
-        clientUrls: config.advertiseClientUrls,
-      },
+    const metrics = new ServerMetrics(store, {
+      quotaBackendBytes: config.quotaBackendBytes > 0
+        ? config.quotaBackendBytes
+        : DEFAULT_QUOTA_BACKEND_BYTES,
     });
-    for (const url of config.listenClientUrls) {
+    const methods = metrics.instrument(
+      createServiceTable(store, {
+        maxRequestBytes: config.maxRequestBytes,
+        closing: closing.signal,
+        member: {
+          name: config.name,
+          peerUrls: config.peerUrls,
+          clientUrls: config.advertiseClientUrls,
+        },
+        mvccCounters: metrics.mvcc,
+      }),
+      log && ((path, code, error) => log.call(path, code, error)),
+    );
+    const listen = (url: URL) => {
       const hostname = url.hostname === "localhost"
         ? "127.0.0.1"
         : url.hostname.replace(/^\[(.*)\]$/, "$1");
-      listeners.push(await listenTcp({ hostname, port: Number(url.port) }));
+      return listenTcp({ hostname, port: Number(url.port) });
+    };
+    for (const url of config.listenClientUrls) {
+      listeners.push(await listen(url));
     }
+    for (const url of config.listenMetricsUrls) {
+      metricsListeners.push(await listen(url));
+    }
+    const render = () => metrics.render();
     for (const listener of listeners) {
       transports.push(
         startTransport(listener, methods, {
           maxRequestBytes: config.maxRequestBytes,
+          keepalive: {
+            minTimeMs: config.grpcKeepaliveMinTimeMs,
+            intervalMs: config.grpcKeepaliveIntervalMs,
+            timeoutMs: config.grpcKeepaliveTimeoutMs,
+          },
+          metrics: render,
+        }),
+      );
+    }
+    for (const listener of metricsListeners) {
+      transports.push(
+        startTransport(listener, methods, {
+          maxRequestBytes: config.maxRequestBytes,
+          metrics: render,
+          metricsOnly: true,
         }),
       );
     }
@@ -145,7 +192,7 @@ export async function startServer(
       config.autoCompactionRetention,
     );
   } catch (error) {
-    for (const listener of listeners) {
+    for (const listener of [...listeners, ...metricsListeners]) {
       try {
         listener.close();
       } catch { /* already closed */ }
@@ -153,15 +200,19 @@ export async function startServer(
     await store.close();
     throw error;
   }
-  const urls = listeners.map((l) => {
+  const urlOf = (l: SocketListener) => {
     const addr = l.addr;
     const host = addr.hostname.includes(":")
       ? `[${addr.hostname}]`
       : addr.hostname;
     return `http://${host}:${addr.port}`;
-  });
+  };
+  const urls = listeners.map(urlOf);
   const header = store.header();
   for (const url of urls) print(`revkv: serving the etcd v3 API on ${url}`);
+  for (const listener of metricsListeners) {
+    print(`revkv: serving /metrics and /health on ${urlOf(listener)}`);
+  }
   print(`revkv: data dir ${config.dataDir}`);
   print(
     `revkv: member ${hex(header.memberId)} (name ${config.name}) of cluster ${
@@ -213,8 +264,14 @@ export async function runServe(
   const transport = startTransport ?? await loadTransport();
   let server: RunningServer;
   const lines: string[] = [];
+  const log = new ServerLog(config.logLevel, err);
   try {
-    server = await startServer(config, transport, (line) => lines.push(line));
+    server = await startServer(
+      config,
+      transport,
+      (line) => lines.push(line),
+      log,
+    );
   } catch (error) {
     await err(`revkv serve: ${(error as Error).message}\n`);
     return 1;
@@ -226,7 +283,11 @@ export async function runServe(
       signals++;
       if (signals > 1) runtime.exit(1);
       void writeAll(io.stdout, utf8("revkv: shutting down\n"));
-      server.stop().then(() => resolve(0), async (error) => {
+      server.stop().then(async () => {
+        await log.flush();
+        resolve(0);
+      }, async (error) => {
+        await log.flush();
         await err(`revkv serve: shutdown: ${(error as Error).message}\n`);
         resolve(1);
       });

@@ -11,11 +11,13 @@
  * @module
  */
 
-import type {
-  KeySelector,
+import {
+  type KeySelector,
+  type KvStore,
+  type ResponseHeader,
   Store,
-  WatchOptions,
-  WatchResponse,
+  type WatchOptions,
+  type WatchResponse,
 } from "../../mod.ts";
 import type { Command } from "./command.ts";
 import { type CommandContext, writeAll } from "./context.ts";
@@ -95,7 +97,7 @@ type WatchResponseLike = WatchResponse & {
 };
 
 function openWatch(
-  db: Store,
+  db: KvStore,
   request: WatchRequest,
   signal: AbortSignal,
 ): AsyncIterable<WatchResponseLike> {
@@ -112,13 +114,19 @@ function openWatch(
     else options.prefix = true;
   }
   if (request.startRevision < 0) {
-    // etcd compares a negative start revision with its compacted revision,
-    // which is -1 until the first compaction: below it the watch is
-    // canceled as compacted (etcdctl exits 5); -1 on a store never
-    // compacted replays all history, as a start of 1 does.
-    const compacted = db.compactRevision > 0 ? db.compactRevision : -1;
-    if (request.startRevision < compacted) return compactedWatch(compacted);
-    options.startRevision = 1;
+    if (!(db instanceof Store)) {
+      // A server answers a negative start itself, as etcd does.
+      options.startRevision = request.startRevision;
+    } else {
+      // etcd compares a negative start revision with its compacted
+      // revision, which is -1 until the first compaction: below it the
+      // watch is canceled as compacted (etcdctl exits 5); -1 on a store
+      // never compacted finds no history and watches from now. The
+      // embedded store's watch takes no negative start, so its compacted
+      // revision (which only a local store tells) decides here.
+      const compacted = db.compactRevision > 0 ? db.compactRevision : -1;
+      if (request.startRevision < compacted) return compactedWatch(compacted);
+    }
   }
   if (request.startRevision > 0) options.startRevision = request.startRevision;
   try {
@@ -140,10 +148,35 @@ async function* compactedWatch(
   };
 }
 
-function toPrintable(db: Store, r: WatchResponseLike): PrintableWatchResponse {
-  // The hub's headers carry the revision; the store's IDs complete them.
+/**
+ * The IDs a watch response's header may lack (the embedded store's hub
+ * sends the revision alone), asked of the store once, when first needed.
+ */
+class HeaderIds {
+  #ids: Promise<ResponseHeader> | undefined;
+  constructor(readonly db: KvStore) {}
+
+  /** The response's header, completed with the store's IDs if needed. */
+  async complete(
+    header: WatchResponseLike["header"],
+  ): Promise<ResponseHeader> {
+    if (
+      header.clusterId !== undefined && header.memberId !== undefined &&
+      header.raftTerm !== undefined
+    ) {
+      return header as ResponseHeader;
+    }
+    this.#ids ??= this.db.status().then((s) => s.header);
+    return { ...(await this.#ids), ...header };
+  }
+}
+
+async function toPrintable(
+  ids: HeaderIds,
+  r: WatchResponseLike,
+): Promise<PrintableWatchResponse> {
   return {
-    header: { ...db.header(r.header.revision), ...r.header },
+    header: await ids.complete(r.header),
     events: (r.events ?? []).map((e) => ({
       type: e.type.toUpperCase() === "DELETE" ? "DELETE" : "PUT",
       kv: e.kv,
@@ -189,7 +222,7 @@ function cancelText(r: WatchResponseLike): string {
 /** Prints a watch's responses until it ends. */
 async function printWatch(
   ctx: CommandContext,
-  db: Store,
+  ids: HeaderIds,
   stream: AsyncIterable<WatchResponseLike>,
   execArgs: string[],
   signal: AbortSignal,
@@ -207,7 +240,7 @@ async function printWatch(
     if (response.progressNotify) {
       ctx.out.line(`progress notify: ${response.header.revision}`);
     }
-    const printable = toPrintable(db, response);
+    const printable = await toPrintable(ids, response);
     printer.watch(printable);
     await ctx.flush();
     if (execArgs.length > 0) {
@@ -282,7 +315,7 @@ async function runWatch(ctx: CommandContext): Promise<void> {
     watchArgs = envRange !== "" ? [envKey, envRange] : [envKey];
   }
   if (watchArgs.length === 0) throw new CliExit(EXIT_BAD_ARGS, BAD_ARGS_NUM);
-  const db = await ctx.store();
+  const db = await ctx.store({ share: true });
   const request = watchRequest(watchArgs, {
     prefix: ctx.bool("prefix"),
     rev: ctx.int("rev"),
@@ -291,7 +324,13 @@ async function runWatch(ctx: CommandContext): Promise<void> {
   });
   if (typeof request === "string") throw new CliExit(EXIT_BAD_ARGS, request);
   const signal = ctx.io.signal ?? new AbortController().signal;
-  await printWatch(ctx, db, openWatch(db, request, signal), execArgs, signal);
+  await printWatch(
+    ctx,
+    new HeaderIds(db),
+    openWatch(db, request, signal),
+    execArgs,
+    signal,
+  );
   if (signal.aborted) return;
   throw new CliExit(EXIT_INTERRUPTED, "watch is canceled by the server");
 }
@@ -301,7 +340,7 @@ async function runInteractive(
   envKey: string,
   envRange: string,
 ): Promise<void> {
-  const db = await ctx.store();
+  const db = await ctx.store({ share: true });
   const signal = ctx.io.signal ?? new AbortController().signal;
   // The session's watches end with it: when reading a request line fails,
   // etcdctl exits at once, so nothing of the closing store may be printed.
@@ -309,6 +348,7 @@ async function runInteractive(
   const endSession = () => session.abort();
   signal.addEventListener("abort", endSession, { once: true });
   const running: Promise<void>[] = [];
+  const ids = new HeaderIds(db);
   const stderr = (text: string) => writeAll(ctx.io.stderr, utf8(text));
   const decoder = new TextDecoder();
   try {
@@ -377,7 +417,7 @@ async function runInteractive(
       running.push(
         printWatch(
           ctx,
-          db,
+          ids,
           openWatch(db, request, session.signal),
           execArgs,
           session.signal,

@@ -29,7 +29,10 @@ export interface ConnectOptions {
   dialTimeoutMs?: number;
   /** Deadline of each unary call (default: none). */
   requestTimeoutMs?: number;
-  /** PING an idle connection after this long; 0 disables keepalive (default 2000). */
+  /**
+   * PING the connection this often while calls or streams are open (default
+   * 2000, etcdctl's; raised to grpc-go's 10 s minimum); 0 disables keepalive.
+   */
   keepAliveTimeMs?: number;
   /** Fail over when a PING is unanswered this long (default 6000). */
   keepAliveTimeoutMs?: number;

@@ -9,7 +9,8 @@
  *   dialing goes round again with a growing pause until `dialTimeoutMs`
  *   has passed, then fails with clientv3's `context deadline exceeded`.
  * - **Failover.** A connection that closes, sends GOAWAY, misses a
- *   keepalive PING's answer within `keepAliveTimeoutMs`, or whose member
+ *   keepalive PING's answer within `keepAliveTimeoutMs` (PINGs go every
+ *   `keepAliveTimeMs`, at least 10 s apart, while streams are open), or whose member
  *   says it has no leader, is dropped and the next call dials the next
  *   endpoint. Streams on it end; their owners (watch, lease keep-alive)
  *   open again through the pool.
@@ -60,6 +61,13 @@ export interface PoolOptions {
 /** Whether a call may be sent again after it may have reached a server. */
 export type RetryPolicy = "reads" | "unsent";
 
+/**
+ * Shortest interval between keepalive PINGs, as grpc-go's client enforces
+ * (`keepalive.ClientParameters.Time`): etcd's server allows one PING per 5 s
+ * (`--grpc-keepalive-min-time`) and ends a connection after three faster
+ * ones with GOAWAY `too_many_pings`. etcdctl's 2 s default becomes this.
+ */
+const KEEPALIVE_TIME_MIN_MS = 10_000;
 /** Attempts of one call per endpoint before its error is the answer. */
 const ATTEMPTS_PER_ENDPOINT = 2;
 /** First pause between dial rounds and between retries; doubles. */
@@ -278,11 +286,16 @@ export class EndpointPool {
     this.#active = active;
     this.#next = index;
     client.connection.closed.then(() => this.failover(client));
-    const { keepAliveTimeMs, keepAliveTimeoutMs } = this.#options;
+    const { keepAliveTimeoutMs } = this.#options;
+    const keepAliveTimeMs = this.#options.keepAliveTimeMs > 0
+      ? Math.max(this.#options.keepAliveTimeMs, KEEPALIVE_TIME_MIN_MS)
+      : 0;
     if (keepAliveTimeMs > 0) {
       let waiting = false;
       active.keepAliveTimer = setInterval(() => {
-        if (waiting) return;
+        // As grpc-go's client without PermitWithoutStream: an idle
+        // connection is not pinged (etcd counts such pings as strikes).
+        if (waiting || client.connection.streamCount === 0) return;
         waiting = true;
         withTimeout(client.connection.ping(), keepAliveTimeoutMs).then(
           () => (waiting = false),

@@ -13,19 +13,28 @@
  * body that is not JSON, or does not fit the message, is 400 with code 3;
  * its text is revkv's JSON reader's, not Go's `encoding/json` words.
  *
- * Also served: `GET /version` and `GET /health` as etcd 3.4.23 prints them.
+ * Also served: `GET /version` and `GET /health` as etcd 3.4.23 prints them,
+ * and `/metrics` (Prometheus text, `metrics.ts`) when given a writer; with
+ * `metricsOnly`, only `/metrics` and `/health` (etcd's
+ * `--listen-metrics-urls` listeners).
  * Streams: `/v3/watch` and `/v3/lease/keepalive` take the request
  * documents from the body and answer one `{"result":…}` line per response
  * in a chunked body until the client goes away.
- * Not yet: `/v3/auth/*`,
- * `/v3/maintenance/snapshot`, `/metrics`, and HTTP/2 (h2c) JSON requests.
+ * The same routes answer h2c requests that are not gRPC (the gRPC server's
+ * `http2` fallback: any content-type but `application/grpc…`), streams as
+ * one DATA frame per line.
+ * `/v3/auth/*` routes to the Auth service (an etcd with auth disabled);
+ * `/v3/maintenance/snapshot` streams the snapshot as `{"result":{"blob":…}}`
+ * lines, as etcd's gateway does.
  *
  * @module
  */
 
 import type {
   CallContext,
+  GrpcMethod,
   GrpcServiceTable,
+  MessageSink,
   UnaryMethod,
 } from "../wire/grpc_service.ts";
 import { GrpcError, GrpcStatus } from "../wire/grpc_service.ts";
@@ -33,6 +42,10 @@ import * as json from "../wire/etcd_json.ts";
 import * as wire from "../wire/etcd_messages.ts";
 import { toGrpcError } from "./errors.ts";
 import { SERVER_VERSION } from "./maintenance.ts";
+import type { Http2Stream } from "../wire/http2/connection.ts";
+import { ErrorCode } from "../wire/http2/frame.ts";
+import type { HeaderList } from "../wire/http2/hpack.ts";
+import { METRICS_CONTENT_TYPE } from "./metrics.ts";
 import {
   type ChunkedWriter,
   Http1Error,
@@ -201,6 +214,166 @@ const ROUTES: ReadonlyMap<string, Route> = (() => {
       ),
     ],
     [
+      "/auth/enable",
+      route(
+        "/etcdserverpb.Auth/AuthEnable",
+        json.fromJsonAuthEnableRequest,
+        wire.encodeAuthEnableRequest,
+        wire.decodeAuthEnableResponse,
+        json.toJsonAuthEnableResponse,
+      ),
+    ],
+    [
+      "/auth/disable",
+      route(
+        "/etcdserverpb.Auth/AuthDisable",
+        json.fromJsonAuthDisableRequest,
+        wire.encodeAuthDisableRequest,
+        wire.decodeAuthDisableResponse,
+        json.toJsonAuthDisableResponse,
+      ),
+    ],
+    [
+      "/auth/authenticate",
+      route(
+        "/etcdserverpb.Auth/Authenticate",
+        json.fromJsonAuthenticateRequest,
+        wire.encodeAuthenticateRequest,
+        wire.decodeAuthenticateResponse,
+        json.toJsonAuthenticateResponse,
+      ),
+    ],
+    [
+      "/auth/user/add",
+      route(
+        "/etcdserverpb.Auth/UserAdd",
+        json.fromJsonAuthUserAddRequest,
+        wire.encodeAuthUserAddRequest,
+        wire.decodeAuthUserAddResponse,
+        json.toJsonAuthUserAddResponse,
+      ),
+    ],
+    [
+      "/auth/user/get",
+      route(
+        "/etcdserverpb.Auth/UserGet",
+        json.fromJsonAuthUserGetRequest,
+        wire.encodeAuthUserGetRequest,
+        wire.decodeAuthUserGetResponse,
+        json.toJsonAuthUserGetResponse,
+      ),
+    ],
+    [
+      "/auth/user/list",
+      route(
+        "/etcdserverpb.Auth/UserList",
+        json.fromJsonAuthUserListRequest,
+        wire.encodeAuthUserListRequest,
+        wire.decodeAuthUserListResponse,
+        json.toJsonAuthUserListResponse,
+      ),
+    ],
+    [
+      "/auth/user/delete",
+      route(
+        "/etcdserverpb.Auth/UserDelete",
+        json.fromJsonAuthUserDeleteRequest,
+        wire.encodeAuthUserDeleteRequest,
+        wire.decodeAuthUserDeleteResponse,
+        json.toJsonAuthUserDeleteResponse,
+      ),
+    ],
+    [
+      "/auth/user/changepw",
+      route(
+        "/etcdserverpb.Auth/UserChangePassword",
+        json.fromJsonAuthUserChangePasswordRequest,
+        wire.encodeAuthUserChangePasswordRequest,
+        wire.decodeAuthUserChangePasswordResponse,
+        json.toJsonAuthUserChangePasswordResponse,
+      ),
+    ],
+    [
+      "/auth/user/grant",
+      route(
+        "/etcdserverpb.Auth/UserGrantRole",
+        json.fromJsonAuthUserGrantRoleRequest,
+        wire.encodeAuthUserGrantRoleRequest,
+        wire.decodeAuthUserGrantRoleResponse,
+        json.toJsonAuthUserGrantRoleResponse,
+      ),
+    ],
+    [
+      "/auth/user/revoke",
+      route(
+        "/etcdserverpb.Auth/UserRevokeRole",
+        json.fromJsonAuthUserRevokeRoleRequest,
+        wire.encodeAuthUserRevokeRoleRequest,
+        wire.decodeAuthUserRevokeRoleResponse,
+        json.toJsonAuthUserRevokeRoleResponse,
+      ),
+    ],
+    [
+      "/auth/role/add",
+      route(
+        "/etcdserverpb.Auth/RoleAdd",
+        json.fromJsonAuthRoleAddRequest,
+        wire.encodeAuthRoleAddRequest,
+        wire.decodeAuthRoleAddResponse,
+        json.toJsonAuthRoleAddResponse,
+      ),
+    ],
+    [
+      "/auth/role/get",
+      route(
+        "/etcdserverpb.Auth/RoleGet",
+        json.fromJsonAuthRoleGetRequest,
+        wire.encodeAuthRoleGetRequest,
+        wire.decodeAuthRoleGetResponse,
+        json.toJsonAuthRoleGetResponse,
+      ),
+    ],
+    [
+      "/auth/role/list",
+      route(
+        "/etcdserverpb.Auth/RoleList",
+        json.fromJsonAuthRoleListRequest,
+        wire.encodeAuthRoleListRequest,
+        wire.decodeAuthRoleListResponse,
+        json.toJsonAuthRoleListResponse,
+      ),
+    ],
+    [
+      "/auth/role/delete",
+      route(
+        "/etcdserverpb.Auth/RoleDelete",
+        json.fromJsonAuthRoleDeleteRequest,
+        wire.encodeAuthRoleDeleteRequest,
+        wire.decodeAuthRoleDeleteResponse,
+        json.toJsonAuthRoleDeleteResponse,
+      ),
+    ],
+    [
+      "/auth/role/grant",
+      route(
+        "/etcdserverpb.Auth/RoleGrantPermission",
+        json.fromJsonAuthRoleGrantPermissionRequest,
+        wire.encodeAuthRoleGrantPermissionRequest,
+        wire.decodeAuthRoleGrantPermissionResponse,
+        json.toJsonAuthRoleGrantPermissionResponse,
+      ),
+    ],
+    [
+      "/auth/role/revoke",
+      route(
+        "/etcdserverpb.Auth/RoleRevokePermission",
+        json.fromJsonAuthRoleRevokePermissionRequest,
+        wire.encodeAuthRoleRevokePermissionRequest,
+        wire.decodeAuthRoleRevokePermissionResponse,
+        json.toJsonAuthRoleRevokePermissionResponse,
+      ),
+    ],
+    [
       "/cluster/member/list",
       route(
         "/etcdserverpb.Cluster/MemberList",
@@ -225,8 +398,39 @@ interface StreamRoute {
   toJson(response: Uint8Array): unknown;
 }
 
-/** The bidi routes: one request body opens the stream, responses are chunks. */
+/**
+ * A streaming method over the gateway: a bidi one reads `stream()`; a
+ * server-stream one (Snapshot) answers the body's first request.
+ */
+function runStreaming(
+  method: GrpcMethod,
+  requests: readonly Uint8Array[],
+  stream: () => AsyncIterable<Uint8Array>,
+  sink: MessageSink,
+  context: CallContext,
+): Promise<void> {
+  if (method.kind === "bidi") return method.handle(stream(), sink, context);
+  if (method.kind === "server-stream") {
+    return method.handle(requests[0] ?? new Uint8Array(0), sink, context);
+  }
+  return Promise.resolve();
+}
+
+/**
+ * The streaming routes: one request body opens the stream, responses are
+ * chunks (bidi: until the client goes away; Snapshot: until it is sent).
+ */
 const STREAM_ROUTES: ReadonlyMap<string, StreamRoute> = new Map([
+  [
+    "/maintenance/snapshot",
+    route(
+      "/etcdserverpb.Maintenance/Snapshot",
+      json.fromJsonSnapshotRequest,
+      wire.encodeSnapshotRequest,
+      wire.decodeSnapshotResponse,
+      json.toJsonSnapshotResponse,
+    ),
+  ],
   [
     "/watch",
     route(
@@ -368,6 +572,13 @@ export interface GatewayOptions {
   maxMessageBytes: number;
   /** The largest HTTP body read at all (413 beyond it, before reading). */
   maxBodyBytes: number;
+  /** Writes the `/metrics` page (absent: /metrics is 404). */
+  metrics?: () => string;
+  /**
+   * Serve only `/metrics` and `/health`, as etcd's `--listen-metrics-urls`
+   * listeners do (everything else is Go's 404).
+   */
+  metricsOnly?: boolean;
 }
 
 /** The gateway: answers one request, and serves a whole HTTP/1.1 connection. */
@@ -381,6 +592,17 @@ export interface Gateway {
   ): Promise<GatewayResponse>;
   /** Serves requests on `conn` (with `head` already read) until it closes. */
   serveHttp1(conn: SocketConn, head: Uint8Array): Promise<void>;
+  /**
+   * Serves one h2c request that is not gRPC (the gRPC server's `http2`
+   * fallback): reads its body, answers as over HTTP/1.1; a streaming route
+   * answers one DATA frame per `{"result":…}` line until the client resets
+   * the stream or the connection goes.
+   */
+  serveHttp2(
+    stream: Http2Stream,
+    headers: HeaderList,
+    endStream: boolean,
+  ): void;
 }
 
 function errorBody(code: number, message: string): GatewayResponse {
@@ -486,7 +708,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       return;
     }
     const method = methods.get(streamRoute.grpcPath);
-    if (method === undefined || method.kind !== "bidi") return;
+    if (method === undefined || method.kind === "unary") return;
     const gone = new AbortController();
     // The client going away (EOF or a reset) ends the call.
     void (async () => {
@@ -517,7 +739,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
     let writer: ChunkedWriter | undefined;
     try {
-      await method.handle(requestStream(), {
+      await runStreaming(method, requests, requestStream, {
         send: async (bytes) => {
           if (gone.signal.aborted) throw new Error("client went away");
           writer ??= await startChunked(conn, 200, [[
@@ -566,6 +788,17 @@ export function createGateway(options: GatewayOptions): Gateway {
     headers: ReadonlyMap<string, string> = new Map(),
   ): Promise<GatewayResponse> => {
     const path = target.split("?")[0] ?? target;
+    if (path === "/metrics" && options.metrics !== undefined) {
+      // Prometheus's handler answers any method.
+      return {
+        status: 200,
+        contentType: METRICS_CONTENT_TYPE,
+        body: options.metrics(),
+      };
+    }
+    if (options.metricsOnly && path !== "/health") {
+      return text(404, "404 page not found\n");
+    }
     if (path === "/version") {
       if (method !== "GET") return text(405, "Method Not Allowed\n");
       return {
@@ -661,7 +894,10 @@ export function createGateway(options: GatewayOptions): Gateway {
         if (request === undefined) return;
         clearTimeout(idle);
         const streamRoute = streamRouteOf(request.target.split("?")[0] ?? "");
-        if (streamRoute !== undefined && request.method === "POST") {
+        if (
+          streamRoute !== undefined && request.method === "POST" &&
+          !options.metricsOnly
+        ) {
           await serveStream(conn, streamRoute, request);
           return;
         }
@@ -690,5 +926,151 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
   };
 
-  return { answer, serveHttp1 };
+  const serveHttp2 = (
+    stream: Http2Stream,
+    headers: HeaderList,
+    endStream: boolean,
+  ): void => {
+    let method = "";
+    let target = "";
+    const fields = new Map<string, string>();
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      const value = headers[i + 1]!;
+      if (name === ":method") method = value;
+      else if (name === ":path") target = value;
+      else if (!name.startsWith(":")) fields.set(name, value);
+    }
+    const gone = new AbortController();
+    const parts: Uint8Array[] = [];
+    let bodyBytes = 0;
+    let drained: (() => void) | undefined;
+    const respond = (response: GatewayResponse, end = true) => {
+      stream.sendHeaders([
+        ":status",
+        String(response.status),
+        "content-type",
+        response.contentType,
+      ], false);
+      stream.sendData(utf8.encode(response.body), end);
+    };
+    const run = async () => {
+      const body = new Uint8Array(bodyBytes);
+      let offset = 0;
+      for (const part of parts) {
+        body.set(part, offset);
+        offset += part.length;
+      }
+      const path = target.split("?")[0] ?? target;
+      const streamRoute = streamRouteOf(path);
+      if (
+        streamRoute === undefined || method !== "POST" || options.metricsOnly
+      ) {
+        respond(await answer(method, target, body, fields));
+        return;
+      }
+      let requests: Uint8Array[];
+      try {
+        const source = new TextDecoder("utf-8", { fatal: true }).decode(body);
+        requests = splitJsonDocuments(source).map((doc) =>
+          streamRoute.fromJson(json.parseJson(doc))
+        );
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        respond(errorBody(GrpcStatus.UNKNOWN, message));
+        return;
+      }
+      const grpcMethod = methods.get(streamRoute.grpcPath);
+      if (grpcMethod === undefined || grpcMethod.kind === "unary") return;
+      const metadata = new Map<string, string>();
+      const token = fields.get("authorization");
+      if (token !== undefined) metadata.set("token", token);
+      async function* requestStream(): AsyncIterable<Uint8Array> {
+        yield* requests;
+        if (!gone.signal.aborted) {
+          await new Promise((resolve) =>
+            gone.signal.addEventListener("abort", resolve, { once: true })
+          );
+        }
+      }
+      let started = false;
+      try {
+        await runStreaming(grpcMethod, requests, requestStream, {
+          send: async (bytes) => {
+            if (gone.signal.aborted) throw new Error("client went away");
+            if (!started) {
+              started = true;
+              stream.sendHeaders([
+                ":status",
+                "200",
+                "content-type",
+                "application/json",
+              ], false);
+            }
+            const line = json.stringifyJson({
+              result: streamRoute.toJson(bytes),
+            });
+            // Backpressure: wait for the stream's queue to drain.
+            if (!stream.sendData(utf8.encode(line + "\n"))) {
+              await new Promise<void>((resolve) => (drained = resolve));
+            }
+          },
+        }, { path: streamRoute.grpcPath, metadata, signal: gone.signal });
+        if (started) stream.sendData(new Uint8Array(0), true);
+      } catch (error) {
+        if (gone.signal.aborted) return;
+        const grpc = toGrpcError(error);
+        if (!started) respond(errorBody(grpc.code, grpc.message));
+        else {
+          const line = json.stringifyJson({
+            error: {
+              grpc_code: grpc.code,
+              http_code: httpStatusOf(grpc.code),
+              message: grpc.message,
+              http_status: statusText(httpStatusOf(grpc.code)),
+            },
+          });
+          stream.sendData(utf8.encode(line + "\n"), true);
+        }
+      }
+    };
+    const start = () => {
+      run().catch(() => stream.reset(ErrorCode.INTERNAL_ERROR));
+    };
+    stream.handler = {
+      onData(data, end) {
+        bodyBytes += data.length;
+        if (bodyBytes > options.maxBodyBytes) {
+          const response = errorBody(
+            GrpcStatus.RESOURCE_EXHAUSTED,
+            `request body larger than ${options.maxBodyBytes} bytes`,
+          );
+          // Answer at once; the rest of the body is not read (its window
+          // is never credited back).
+          parts.length = 0;
+          stream.handler = {};
+          respond({ ...response, status: 413 });
+          return;
+        }
+        parts.push(data.slice());
+        stream.consumed(data.length);
+        if (end) start();
+      },
+      onHeaders(_trailers, end) {
+        if (end) start();
+      },
+      onReset() {
+        gone.abort();
+        drained?.();
+      },
+      onDrain() {
+        const wake = drained;
+        drained = undefined;
+        wake?.();
+      },
+    };
+    if (endStream) start();
+  };
+
+  return { answer, serveHttp1, serveHttp2 };
 }

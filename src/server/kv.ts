@@ -32,6 +32,7 @@ import { errors } from "../mvcc/errors.ts";
 import type { StoredKeyValue } from "../mvcc/range.ts";
 import * as pb from "../wire/etcd_messages.ts";
 import { RangeResponseWriter } from "../wire/response_writers.ts";
+import { type MvccCounters, NO_MVCC_COUNTERS } from "./metrics.ts";
 import {
   type Authorizer,
   type MethodEntries,
@@ -61,8 +62,15 @@ const COMPARE_TARGETS: readonly CompareTarget[] = [
 /** Compare.CompareResult by wire number (EQUAL=0, GREATER, LESS, NOT_EQUAL). */
 const COMPARE_RESULTS: readonly CompareResult[] = ["==", ">", "<", "!="];
 
-/** The KV service's methods over `store`. */
-export function kvMethods(store: Store, authorize: Authorizer): MethodEntries {
+/**
+ * The KV service's methods over `store`; each applied request is reported
+ * to `counters` (etcd's `etcd_mvcc_*_total`).
+ */
+export function kvMethods(
+  store: Store,
+  authorize: Authorizer,
+  counters: MvccCounters = NO_MVCC_COUNTERS,
+): MethodEntries {
   let rangeWriter = new RangeResponseWriter();
   const addToRange = (kv: StoredKeyValue) => rangeWriter.addKeyValue(kv);
   return [
@@ -74,6 +82,7 @@ export function kvMethods(store: Store, authorize: Authorizer): MethodEntries {
         // KeyValue per key.
         try {
           const res = store.visitRange(req.key, rangeOptions(req), addToRange);
+          counters.range();
           return rangeWriter.finish(
             wireHeader(res.header),
             res.more,
@@ -100,6 +109,7 @@ export function kvMethods(store: Store, authorize: Authorizer): MethodEntries {
             ignoreValue: req.ignoreValue,
             ignoreLease: req.ignoreLease,
           });
+          counters.put(req);
           return {
             header: wireHeader(res.header),
             prevKv: res.prevKv && wireKeyValue(res.prevKv),
@@ -118,6 +128,7 @@ export function kvMethods(store: Store, authorize: Authorizer): MethodEntries {
             rangeEnd: nonEmpty(req.rangeEnd),
             prevKv: req.prevKv,
           });
+          counters.deleteRange(req);
           return {
             header: wireHeader(res.header),
             deleted: BigInt(res.deleted),
@@ -132,7 +143,11 @@ export function kvMethods(store: Store, authorize: Authorizer): MethodEntries {
         authorize,
         pb.decodeTxnRequest,
         pb.encodeTxnResponse,
-        async (req) => wireTxn(await store.txn(txnRequest(req))),
+        async (req) => {
+          const res = await store.txn(txnRequest(req));
+          counters.txn(req, res);
+          return wireTxn(res);
+        },
       ),
     ],
     [

@@ -17,6 +17,10 @@
  *   the snapshot, zero-padded to a multiple of 512 bytes, then the sha256
  *   of those bytes; revkv's snapshot reader stops at its footer frame and
  *   ignores the padding and the digest.
+ * - HashKV: etcd 3.4's `HashByRev`, byte for byte (`Store.hashKv`), so
+ *   `etcdctl endpoint hashkv` agrees with a real etcd that saw the same
+ *   writes. Hash (etcd's CRC of its whole bolt file) cannot agree with
+ *   etcd: it is revkv's own state hash.
  * - Alarm: GET lists NOSPACE (raised by the quota); DEACTIVATE clears it
  *   (a later put over the quota raises it again); ACTIVATE is refused —
  *   revkv raises alarms itself.
@@ -29,7 +33,6 @@
 
 import { createHash } from "node:crypto";
 import type { Store } from "../store.ts";
-import { CompactedError, FutureRevisionError } from "../mvcc/errors.ts";
 import { GrpcError, GrpcStatus } from "../wire/grpc_service.ts";
 import * as pb from "../wire/etcd_messages.ts";
 import {
@@ -117,17 +120,12 @@ export function maintenanceMethods(
         authorize,
         pb.decodeHashKVRequest,
         pb.encodeHashKVResponse,
-        (req) => {
-          const asked = toNumber(req.revision);
-          // etcd's HashByRev: 0 = current; past the head is a future
-          // revision, below the compaction is compacted.
-          if (asked > store.revision) throw new FutureRevisionError();
-          if (asked > 0 && asked < store.compactRevision) {
-            throw new CompactedError(store.compactRevision);
-          }
-          const result = store.hash(asked > 0 ? asked : store.revision);
+        async (req) => {
+          // etcd's HashByRev, as the store computes it: 0 = current; at or
+          // below the compaction is compacted, past the head is future.
+          const result = await store.hashKv(toNumber(req.revision));
           return {
-            header: wireHeader(store.header()),
+            header: wireHeader(result.header),
             hash: result.hash,
             compactRevision: BigInt(result.compactRevision),
           };

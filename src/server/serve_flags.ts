@@ -41,8 +41,31 @@ export interface ServeConfig {
   /** `--unsafe-no-fsync`. */
   unsafeNoFsync: boolean;
   /** `--log-level`. */
-  logLevel: "debug" | "info" | "warn" | "error" | "panic" | "fatal";
+  logLevel: LogLevel;
+  /**
+   * `--grpc-keepalive-min-time`: least time between client pings (closer
+   * ones are strikes; the third ends the connection); 0: grpc-go's 5 min.
+   */
+  grpcKeepaliveMinTimeMs: number;
+  /** `--grpc-keepalive-interval`: idle time before the server pings (0: never). */
+  grpcKeepaliveIntervalMs: number;
+  /** `--grpc-keepalive-timeout`: wait for a pinged peer before closing (0: never ping). */
+  grpcKeepaliveTimeoutMs: number;
+  /** `--listen-metrics-urls`: extra listeners for /metrics and /health only. */
+  listenMetricsUrls: URL[];
 }
+
+/** The levels `--log-level` accepts, as etcd 3.4. */
+export const LOG_LEVELS = [
+  "debug",
+  "info",
+  "warn",
+  "error",
+  "panic",
+  "fatal",
+] as const;
+/** One of {@linkcode LOG_LEVELS}. */
+export type LogLevel = typeof LOG_LEVELS[number];
 
 /** A bad command line or environment, in words that name the flag. */
 export class ServeFlagError extends Error {
@@ -133,9 +156,32 @@ export const SERVE_FLAGS: readonly Spec[] = [
     usage:
       "Configures log level. Only supports debug, info, warn, error, panic, or fatal.",
   },
+  {
+    name: "grpc-keepalive-min-time",
+    defValue: "5s",
+    usage:
+      "Minimum duration interval that a client should wait before pinging server.",
+  },
+  {
+    name: "grpc-keepalive-interval",
+    defValue: "2h",
+    usage:
+      "Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).",
+  },
+  {
+    name: "grpc-keepalive-timeout",
+    defValue: "20s",
+    usage:
+      "Additional duration of wait before closing a non-responsive connection (0 to disable).",
+  },
+  {
+    name: "listen-metrics-urls",
+    defValue: "",
+    usage:
+      "List of URLs to listen on for the metrics and health endpoints (comma-separated; http only).",
+  },
 ];
 
-const LOG_LEVELS = ["debug", "info", "warn", "error", "panic", "fatal"];
 const HOUR_MS = 60 * 60 * 1000;
 
 /** `serve --help`. */
@@ -219,9 +265,20 @@ export function parseServeFlags(
     }
     return n;
   };
-  const urls = (name: string): string[] => {
+  const duration = (name: string): number => {
+    const { value, from } = raw(name);
+    const ms = parseDurationMs(value);
+    if (ms === undefined) {
+      throw new ServeFlagError(
+        `invalid value "${value}" for ${from}: not a duration (e.g. 5s, 2h, 500ms, 0)`,
+      );
+    }
+    return ms;
+  };
+  const urls = (name: string, optional = false): string[] => {
     const { value, from } = raw(name);
     const list = value.split(",").map((u) => u.trim()).filter((u) => u !== "");
+    if (list.length === 0 && optional) return [];
     if (list.length === 0) {
       throw new ServeFlagError(`invalid value "${value}" for ${from}: no URL`);
     }
@@ -241,20 +298,24 @@ export function parseServeFlags(
     return list;
   };
 
+  const listenUrls = (name: string, optional = false): URL[] => {
+    const list = urls(name, optional).map((u) => new URL(u));
+    for (const url of list) {
+      if (url.protocol !== "http:") {
+        throw new ServeFlagError(
+          `invalid value "${url.href}" for --${name}: revkv serves plain-text http only (no TLS yet)`,
+        );
+      }
+      if (url.port === "") {
+        throw new ServeFlagError(
+          `invalid value "${url.href}" for --${name}: a port is required`,
+        );
+      }
+    }
+    return list;
+  };
   const name = raw("name").value;
-  const listen = urls("listen-client-urls").map((u) => new URL(u));
-  for (const url of listen) {
-    if (url.protocol !== "http:") {
-      throw new ServeFlagError(
-        `invalid value "${url.href}" for --listen-client-urls: revkv serves plain-text http only (no TLS yet)`,
-      );
-    }
-    if (url.port === "") {
-      throw new ServeFlagError(
-        `invalid value "${url.href}" for --listen-client-urls: a port is required`,
-      );
-    }
-  }
+  const listen = listenUrls("listen-client-urls");
   const mode = raw("auto-compaction-mode");
   if (mode.value !== "periodic" && mode.value !== "revision") {
     throw new ServeFlagError(
@@ -283,7 +344,7 @@ export function parseServeFlags(
     );
   }
   const level = raw("log-level");
-  if (!LOG_LEVELS.includes(level.value)) {
+  if (!(LOG_LEVELS as readonly string[]).includes(level.value)) {
     throw new ServeFlagError(
       `invalid log level "${level.value}" (${level.from}): only supports ${
         LOG_LEVELS.join(", ")
@@ -307,20 +368,36 @@ export function parseServeFlags(
     autoCompactionMode: mode.value,
     autoCompactionRetention: retentionValue,
     unsafeNoFsync: /^(1|t|true|TRUE|True)$/.test(fsync.value),
-    logLevel: level.value as ServeConfig["logLevel"],
+    logLevel: level.value as LogLevel,
+    grpcKeepaliveMinTimeMs: duration("grpc-keepalive-min-time"),
+    grpcKeepaliveIntervalMs: duration("grpc-keepalive-interval"),
+    grpcKeepaliveTimeoutMs: duration("grpc-keepalive-timeout"),
+    listenMetricsUrls: listenUrls("listen-metrics-urls", true),
   };
 }
 
-/** Go's time.ParseDuration for h/m/s/ms units; undefined when malformed. */
-function parseDurationMs(text: string): number | undefined {
+/**
+ * Go's time.ParseDuration (units h, m, s, ms, us/µs, ns; a bare "0") as ms;
+ * undefined when malformed or negative (revkv refuses what etcd would
+ * silently treat as "disabled").
+ */
+export function parseDurationMs(text: string): number | undefined {
+  if (text === "0" || text === "+0") return 0;
   const units: Record<string, number> = {
     h: HOUR_MS,
     m: 60_000,
     s: 1000,
     ms: 1,
+    us: 1e-3,
+    "\u00b5s": 1e-3,
+    "\u03bcs": 1e-3,
+    ns: 1e-6,
   };
-  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)];
-  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) {
+  const body = text.startsWith("+") ? text.slice(1) : text;
+  const parts = [
+    ...body.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|h|m|s)/g),
+  ];
+  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== body) {
     return undefined;
   }
   return parts.reduce((sum, p) => sum + Number(p[1]) * units[p[2]!]!, 0);

@@ -1,7 +1,8 @@
 /**
  * The whole etcd v3 API of one revkv server as one `GrpcServiceTable`:
- * KV, Watch, Lease, Maintenance, Cluster and Auth, every method behind the
- * same `Authorizer`. The transport answers any path not in the table with
+ * KV, Watch, Lease, Maintenance, Cluster and Auth, and the standard gRPC
+ * health service (`grpc.health.v1.Health`, as etcd registers it), every
+ * method behind the same `Authorizer`. The transport answers any path not in the table with
  * UNIMPLEMENTED.
  *
  * @example Call a method directly, as the transport would
@@ -37,6 +38,8 @@ import { leaseMethods } from "./lease.ts";
 import { maintenanceMethods } from "./maintenance.ts";
 import { clusterMethods, type MemberInfo } from "./cluster.ts";
 import { authMethods } from "./auth.ts";
+import { healthMethods } from "./health.ts";
+import type { MvccCounters } from "./metrics.ts";
 
 /** Options of `createServiceTable`. */
 export interface ServiceOptions {
@@ -51,6 +54,8 @@ export interface ServiceOptions {
    * end with OK at once instead of holding the shutdown until their grace.
    */
   closing?: AbortSignal;
+  /** Where the KV service reports applied requests (etcd's mvcc counters). */
+  mvccCounters?: MvccCounters;
 }
 
 /** Every etcd v3 method revkv serves, by gRPC path, over `store`. */
@@ -65,7 +70,7 @@ export function createServiceTable(
     clientUrls: ["http://localhost:2379"],
   };
   return new Map([
-    ...kvMethods(store, authorize),
+    ...kvMethods(store, authorize, options.mvccCounters),
     ...watchMethods(store, authorize, {
       maxRequestBytes: options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES,
       closing: options.closing,
@@ -74,5 +79,6 @@ export function createServiceTable(
     ...maintenanceMethods(store, authorize),
     ...clusterMethods(store, authorize, member),
     ...authMethods(store, authorize),
+    ...healthMethods(authorize, options.closing),
   ]);
 }

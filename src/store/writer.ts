@@ -22,6 +22,7 @@
 
 import type { Change, MvccStore, WriteTxn } from "../mvcc/kv_store.ts";
 import type { SnapshotStatus } from "../storage/snapshot.ts";
+import type { JournalStats } from "../storage/journal.ts";
 import { errors } from "../mvcc/errors.ts";
 
 /**
@@ -76,6 +77,8 @@ export interface Journal {
   snapshot?(): Promise<SnapshotStatus>;
   /** Flushes and releases everything (the data dir lock included). */
   close(): Promise<void>;
+  /** Counters of the group commit (batches, records, fsyncs), if kept. */
+  readonly stats?: Readonly<JournalStats>;
 }
 
 /** What the writer tells the rest of the store. */

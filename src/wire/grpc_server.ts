@@ -1,7 +1,7 @@
 /**
  * revkv's gRPC server: serves a {@linkcode GrpcServiceTable} over HTTP/2
  * (h2c with prior knowledge, as etcd serves plain-text clients) on a
- * `Deno.Listener`.
+ * `SocketListener` (`socket.ts`: Deno or node:net).
  *
  * Each accepted socket is sniffed: bytes that begin the HTTP/2 preface go
  * to an {@linkcode Http2Connection}; anything else (HTTP/1.1, garbage) goes
@@ -50,6 +50,7 @@ import {
 import { CONNECTION_PREFACE, ErrorCode } from "./http2/frame.ts";
 import { type HeaderList, HpackEncoder } from "./http2/hpack.ts";
 import type { SocketAddr, SocketConn, SocketListener } from "./socket.ts";
+import type { KeepaliveOptions } from "./http2/keepalive.ts";
 
 /** Limits of the server, on top of each connection's. */
 export interface GrpcServerLimits extends ConnectionLimits {
@@ -104,6 +105,11 @@ export interface ServeGrpcOptions {
   limits?: Partial<GrpcServerLimits>;
   /** Handlers for HTTP/1.1 and non-gRPC HTTP/2. */
   fallback?: GrpcFallback;
+  /**
+   * gRPC keepalive (ping enforcement and server pings), as grpc-go's
+   * server; absent: pings are only answered.
+   */
+  keepalive?: KeepaliveOptions;
   /** Called for a method's non-GrpcError failure (default: ignored). */
   onError?(error: unknown, path: string): void;
 }
@@ -197,7 +203,12 @@ export function serveGrpc(options: ServeGrpcOptions): GrpcServer {
           onStream: (stream, headers, endStream) =>
             onStream(ctx, stream, headers, endStream),
           onClose: () => connections.delete(connection),
-        }, { role: "server", limits, initialBytes: head });
+        }, {
+          role: "server",
+          limits,
+          initialBytes: head,
+          keepalive: options.keepalive,
+        });
         connections.add(connection);
       }, () => rawSockets.delete(conn));
     }

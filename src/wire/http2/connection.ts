@@ -55,6 +55,12 @@ import {
 } from "./frame.ts";
 import { FrameWriter } from "./frame_writer.ts";
 import {
+  IdlePinger,
+  type KeepaliveOptions,
+  PingEnforcer,
+  TOO_MANY_PINGS,
+} from "./keepalive.ts";
+import {
   DEFAULT_TABLE_BYTES,
   type HeaderList,
   HpackDecoder,
@@ -300,6 +306,12 @@ export interface ConnectionOptions {
   limits?: Partial<ConnectionLimits>;
   /** Bytes already read from the socket (after preface sniffing). */
   initialBytes?: Uint8Array;
+  /**
+   * Server role: gRPC keepalive as grpc-go's server does it (`keepalive.ts`):
+   * too-frequent client pings end the connection, idle peers are pinged.
+   * Absent: pings are answered, bounded only by the flood guard.
+   */
+  keepalive?: KeepaliveOptions;
 }
 
 /** An HTTP/2 connection over a `SocketConn` (a SocketConn, a node:net socket, or any reader/writer pair). */
@@ -365,6 +377,9 @@ export class Http2Connection {
     reject: (error: Error) => void;
   }[] = [];
   #sentSincePing = false;
+  #pingEnforcer: PingEnforcer | undefined;
+  #idlePinger: IdlePinger | undefined;
+  #lastReadMs = performance.now();
   #resetGuard = new FloodGuard(RESET_BURST, RESET_PER_SECOND);
   readonly #header: FrameHeader = newFrameHeader();
   readonly #span: PayloadSpan = { start: 0, end: 0 };
@@ -400,6 +415,15 @@ export class Http2Connection {
       this.#receiveWindow += extra;
     }
     this.#scheduleFlush();
+    if (options.keepalive && this.role === "server") {
+      this.#pingEnforcer = new PingEnforcer(options.keepalive.minTimeMs);
+      this.#idlePinger = new IdlePinger({
+        lastReadMs: () => this.#lastReadMs,
+        // The answer is not awaited: any read counts as life (grpc-go).
+        ping: () => void this.ping().catch(() => {}),
+        close: () => void this.close(),
+      }, options.keepalive);
+    }
     this.#readLoop(options.initialBytes).catch(() => {});
   }
 
@@ -546,6 +570,7 @@ export class Http2Connection {
   /** @internal */
   writeHeaders(stream: Http2Stream, block: Uint8Array, endStream: boolean) {
     this.#sentSincePing = true;
+    this.#pingEnforcer?.sent();
     this.#out.headers(stream.id, block, endStream, this.peerMaxFrameBytes);
     if (endStream) this.#localEnd(stream);
     this.#scheduleFlush();
@@ -573,6 +598,7 @@ export class Http2Connection {
     ) return false;
     const out = this.#out;
     this.#sentSincePing = true;
+    this.#pingEnforcer?.sent();
     out.headers(stream.id, headers, false, this.peerMaxFrameBytes);
     out.frameHeader(length, FrameType.DATA, 0, stream.id);
     out.raw(prefix);
@@ -688,6 +714,7 @@ export class Http2Connection {
       stream.endAfterQueue && !stream.trailersAfterQueue;
     this.#out.data(stream.id, chunk, start, start + length, last);
     this.#sentSincePing = true;
+    this.#pingEnforcer?.sent();
     stream.sendWindow -= length;
     this.#sendWindow -= length;
     stream.queuedBytes -= length;
@@ -815,6 +842,7 @@ export class Http2Connection {
           this.#peerClosed();
           return;
         }
+        this.#lastReadMs = performance.now();
         end += n;
       }
     } catch (error) {
@@ -948,6 +976,12 @@ export class Http2Connection {
           this.#out.ping(b, payload, true);
           this.#pendingControlFrames++;
           this.#scheduleFlush();
+          if (
+            this.#pingEnforcer &&
+            !this.#pingEnforcer.ping(performance.now(), this.#streams.size)
+          ) {
+            throw new Http2Error(ErrorCode.ENHANCE_YOUR_CALM, TOO_MANY_PINGS);
+          }
         }
         return;
       case FrameType.GOAWAY: {
@@ -1433,6 +1467,7 @@ export class Http2Connection {
   #shutdownSocket(error?: Http2Error): void {
     if (this.#isClosed) return;
     this.#isClosed = true;
+    this.#idlePinger?.stop();
     for (const waiter of this.#slotWaiters.splice(0)) {
       waiter.reject(
         new Http2Error(ErrorCode.REFUSED_STREAM, "connection closed"),
