@@ -75,3 +75,12 @@ export async function connectTcp(
   const { connectNode } = await import("./socket_node.ts");
   return connectNode(options);
 }
+
+/** Connects to the unix socket `path`. */
+export async function connectUnix(path: string): Promise<SocketConn> {
+  if (runtime.name === "deno") {
+    return await Deno.connect({ transport: "unix", path });
+  }
+  const { connectNode } = await import("./socket_node.ts");
+  return connectNode({ path });
+}

@@ -155,12 +155,14 @@ export function listenNode(
   });
 }
 
-/** Connects to `hostname:port` with `node:net`. */
+/** Connects to `hostname:port` or a unix socket's `path` with `node:net`. */
 export function connectNode(
-  options: { hostname: string; port: number },
+  options: { hostname: string; port: number } | { path: string },
 ): Promise<SocketConn> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: options.hostname, port: options.port });
+    const socket = "path" in options
+      ? net.connect({ path: options.path })
+      : net.connect({ host: options.hostname, port: options.port });
     socket.once("error", reject);
     socket.once("connect", () => {
       socket.off("error", reject);
