@@ -20,30 +20,10 @@
  * @module
  */
 
-import { etcdctlEnv, runCli } from "./src/cli/main.ts";
-import { readRawArgs } from "./src/cli/raw_args.ts";
+import { runCliProcess } from "./src/cli/process.ts";
 
 export { runCli } from "./src/cli/main.ts";
 export type { CliIO, CliWriter } from "./src/cli/main.ts";
 export type { RawArgs } from "./src/cli/raw_args.ts";
 
-if (import.meta.main) {
-  const controller = new AbortController();
-  // Ctrl-C ends watch and keep-alive cleanly: they flush and exit 0.
-  const onSignal = () => controller.abort();
-  Deno.addSignalListener("SIGINT", onSignal);
-  let code: number;
-  try {
-    code = await runCli(Deno.args, {
-      stdout: Deno.stdout,
-      stderr: Deno.stderr,
-      stdin: () => Deno.stdin.readable,
-      env: etcdctlEnv(),
-      rawArgs: readRawArgs(Deno.args),
-      signal: controller.signal,
-    });
-  } finally {
-    Deno.removeSignalListener("SIGINT", onSignal);
-  }
-  Deno.exit(code);
-}
+if (import.meta.main) await runCliProcess();

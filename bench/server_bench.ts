@@ -22,7 +22,7 @@ import { startServe } from "../tests/server_helpers.ts";
 const SCALE = Number(Deno.env.get("REVKV_BENCH_SCALE") ?? 1);
 const TICKS_PER_SECOND = 100; // getconf CLK_TCK on Linux
 
-interface Row {
+export interface Row {
   workload: string;
   ops: number;
   opsPerSecond: number;
@@ -33,7 +33,7 @@ interface Row {
 }
 
 /** A server under test: its client address, PID and fsync counter. */
-interface Target {
+export interface Target {
   address: string;
   pid: number;
   /** The WAL fsyncs the server has made so far (from its /metrics). */
@@ -41,7 +41,7 @@ interface Target {
 }
 
 /** Sums the samples of counter `name` in the Prometheus text at `url`. */
-async function metricSum(url: string, name: string): Promise<number> {
+export async function metricSum(url: string, name: string): Promise<number> {
   const text = await (await fetch(url)).text();
   let sum = 0;
   for (const line of text.split("\n")) {
@@ -146,7 +146,8 @@ async function watchEvents(
   };
 }
 
-async function runWorkloads(target: Target): Promise<Row[]> {
+/** Runs every workload against `target`. */
+export async function runWorkloads(target: Target): Promise<Row[]> {
   const client = new Etcd3({ hosts: target.address });
   const n = (count: number) => Math.max(10, Math.round(count * SCALE));
   try {
@@ -210,53 +211,55 @@ async function runWorkloads(target: Target): Promise<Row[]> {
   }
 }
 
-const dir = await Deno.makeTempDir({ prefix: "revkv_server_bench_" });
-const etcd = await startEtcd();
-const serve = await startServe(`${dir}/data`);
-let etcdRows: Row[];
-let revkvRows: Row[];
-try {
-  revkvRows = await runWorkloads({
-    address: serve.address,
-    pid: serve.pid,
-    fsyncs: () =>
-      metricSum(`${serve.endpoint}/metrics`, "revkv_wal_fsyncs_total"),
-  });
-  etcdRows = await runWorkloads({
-    address: etcd.endpoint.replace("http://", ""),
-    pid: etcd.pid,
-    fsyncs: () =>
-      metricSum(
-        `${etcd.endpoint}/metrics`,
-        "etcd_disk_wal_fsync_duration_seconds_count",
-      ),
-  });
-} finally {
-  await serve.stop();
-  await etcd.stop();
-  await Deno.remove(dir, { recursive: true });
-}
+if (import.meta.main) {
+  const dir = await Deno.makeTempDir({ prefix: "revkv_server_bench_" });
+  const etcd = await startEtcd();
+  const serve = await startServe(`${dir}/data`);
+  let etcdRows: Row[];
+  let revkvRows: Row[];
+  try {
+    revkvRows = await runWorkloads({
+      address: serve.address,
+      pid: serve.pid,
+      fsyncs: () =>
+        metricSum(`${serve.endpoint}/metrics`, "revkv_wal_fsyncs_total"),
+    });
+    etcdRows = await runWorkloads({
+      address: etcd.endpoint.replace("http://", ""),
+      pid: etcd.pid,
+      fsyncs: () =>
+        metricSum(
+          `${etcd.endpoint}/metrics`,
+          "etcd_disk_wal_fsync_duration_seconds_count",
+        ),
+    });
+  } finally {
+    await serve.stop();
+    await etcd.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
 
-const f = (x: number, digits = 0) => x.toFixed(digits);
-console.log(
-  `server_bench (scale ${SCALE}), npm:etcd3 1.1.2, one connection\n`,
-);
-console.log(
-  "| workload | ops | revkv ops/s | etcd ops/s | ratio | revkv p50/p99 ms | etcd p50/p99 ms | revkv CPU µs/op | etcd CPU µs/op | CPU ratio | revkv fsyncs/op | etcd fsyncs/op |",
-);
-console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
-for (let i = 0; i < revkvRows.length; i++) {
-  const r = revkvRows[i]!;
-  const e = etcdRows[i]!;
+  const f = (x: number, digits = 0) => x.toFixed(digits);
   console.log(
-    `| ${r.workload} | ${r.ops} | ${f(r.opsPerSecond)} | ${
-      f(e.opsPerSecond)
-    } | ${f(r.opsPerSecond / e.opsPerSecond, 2)} | ${f(r.p50Ms, 2)}/${
-      f(r.p99Ms, 2)
-    } | ${f(e.p50Ms, 2)}/${f(e.p99Ms, 2)} | ${f(r.cpuMicrosPerOp)} | ${
-      f(e.cpuMicrosPerOp)
-    } | ${f(r.cpuMicrosPerOp / e.cpuMicrosPerOp, 2)} | ${
-      f(r.fsyncsPerOp, 3)
-    } | ${f(e.fsyncsPerOp, 3)} |`,
+    `server_bench (scale ${SCALE}), npm:etcd3 1.1.2, one connection\n`,
   );
+  console.log(
+    "| workload | ops | revkv ops/s | etcd ops/s | ratio | revkv p50/p99 ms | etcd p50/p99 ms | revkv CPU µs/op | etcd CPU µs/op | CPU ratio | revkv fsyncs/op | etcd fsyncs/op |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
+  for (let i = 0; i < revkvRows.length; i++) {
+    const r = revkvRows[i]!;
+    const e = etcdRows[i]!;
+    console.log(
+      `| ${r.workload} | ${r.ops} | ${f(r.opsPerSecond)} | ${
+        f(e.opsPerSecond)
+      } | ${f(r.opsPerSecond / e.opsPerSecond, 2)} | ${f(r.p50Ms, 2)}/${
+        f(r.p99Ms, 2)
+      } | ${f(e.p50Ms, 2)}/${f(e.p99Ms, 2)} | ${f(r.cpuMicrosPerOp)} | ${
+        f(e.cpuMicrosPerOp)
+      } | ${f(r.cpuMicrosPerOp / e.cpuMicrosPerOp, 2)} | ${
+        f(r.fsyncsPerOp, 3)
+      } | ${f(e.fsyncsPerOp, 3)} |`,
+    );
+  }
 }

@@ -107,7 +107,7 @@ import {
   type WatchOptions,
   type WatchResponse,
 } from "./watch/watch_hub.ts";
-import { denoFs } from "./storage/fs.ts";
+import { runtime } from "./storage/runtime.ts";
 import {
   hashState,
   type SnapshotStatus,
@@ -789,7 +789,7 @@ export class Store implements KvStore {
     this.#compaction.hold();
     try {
       return await writeSnapshot(
-        denoFs,
+        runtime.fs,
         file,
         this.#mvcc,
         revision,

@@ -29,16 +29,23 @@ export interface ServeProcess {
   kill(): Promise<void>;
 }
 
-/** Starts `cli.ts serve --data-dir=<dataDir> <args>` on a free port. */
+/**
+ * Starts `cli.ts serve --data-dir=<dataDir> <args>` on a free port;
+ * `program` runs another CLI instead (e.g. `["node", "dist/revkv-cli.mjs"]`).
+ */
 export async function startServe(
   dataDir: string,
   args: string[] = [],
+  program: string[] = [
+    Deno.execPath(),
+    "run",
+    "-A",
+    new URL("cli.ts", ROOT).pathname,
+  ],
 ): Promise<ServeProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
+  const child = new Deno.Command(program[0]!, {
     args: [
-      "run",
-      "-A",
-      new URL("cli.ts", ROOT).pathname,
+      ...program.slice(1),
       "serve",
       `--data-dir=${dataDir}`,
       "--listen-client-urls=http://127.0.0.1:0",

@@ -21,6 +21,7 @@ import {
   EXIT_INVALID_INPUT,
 } from "./errors.ts";
 import { utf8 } from "./go_format.ts";
+import { runtime } from "../storage/runtime.ts";
 
 /** etcdctl's workload models: target writes/s, clients, seconds. */
 const LOADS: Record<
@@ -55,7 +56,7 @@ export async function runCheckPerf(ctx: CommandContext): Promise<void> {
     throw new CliExit(EXIT_BAD_FEATURE, `unknown load option ${loadName}`);
   }
   const load = LOADS[model]!;
-  const secondsOverride = Number(Deno.env.get("REVKV_CHECK_PERF_SECONDS"));
+  const secondsOverride = Number(runtime.env("REVKV_CHECK_PERF_SECONDS"));
   const seconds = Number.isFinite(secondsOverride) && secondsOverride > 0
     ? Math.min(secondsOverride, load.seconds)
     : load.seconds;

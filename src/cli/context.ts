@@ -23,6 +23,7 @@ import { concatBytes } from "./go_format.ts";
 import { PendingStore } from "./pending_store.ts";
 import { Output, type OutputFormat, Printer } from "./printers.ts";
 import type { RawArgs } from "./raw_args.ts";
+import { runtime } from "../storage/runtime.ts";
 
 /** Something bytes can be written to (`Deno.stdout` is one). */
 export interface CliWriter {
@@ -88,10 +89,10 @@ const STORE_MARKER_FILE = "meta.json";
 /** Whether `dir` holds a revkv store (its `meta.json` exists). */
 async function holdsStore(dir: string): Promise<boolean> {
   try {
-    await Deno.stat(`${dir}/${STORE_MARKER_FILE}`);
+    await runtime.stat(`${dir}/${STORE_MARKER_FILE}`);
     return true;
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
+    if (runtime.isNotFound(error)) return false;
     throw error;
   }
 }
@@ -102,9 +103,8 @@ async function holdsStore(dir: string): Promise<boolean> {
  */
 export function permissionHint(error: unknown): string | undefined {
   if (!(error instanceof Error)) return undefined;
-  const isPermission = error instanceof Deno.errors.NotCapable ||
-    error instanceof Deno.errors.PermissionDenied &&
-      /--allow-/.test(error.message);
+  const isPermission = runtime.isPermissionRefused(error) ||
+    error.name === "PermissionDenied" && /--allow-/.test(error.message);
   if (!isPermission) return undefined;
   // Deno's message names the access: `Requires read access to "x", run
   // again with the --allow-read flag`.

@@ -51,6 +51,7 @@ import { txnCommand } from "./txn_command.ts";
 import { leaseCommand } from "./lease_commands.ts";
 import { watchCommand } from "./watch_command.ts";
 import { otherCommands } from "./other_commands.ts";
+import { runtime } from "../storage/runtime.ts";
 
 export type { CliIO, CliWriter } from "./context.ts";
 
@@ -261,9 +262,7 @@ export function etcdctlEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const flag of GLOBAL_FLAGS) {
     const variable = envName(flag.name);
-    const { state } = Deno.permissions.querySync({ name: "env", variable });
-    if (state !== "granted") continue;
-    const value = Deno.env.get(variable);
+    const value = runtime.env(variable);
     if (value !== undefined) env[variable] = value;
   }
   return env;

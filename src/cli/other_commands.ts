@@ -37,6 +37,7 @@ import { runCheckPerf } from "./check_perf.ts";
 import { request } from "./kv_commands.ts";
 import { makeMirrorCommand } from "./mirror_command.ts";
 import { goDuration, humanizeBytes, renderTable } from "./table.ts";
+import { runtime } from "../storage/runtime.ts";
 
 function noArgs(ctx: CommandContext, message: string): void {
   if (ctx.args.length !== 0) throw new CliExit(EXIT_BAD_ARGS, message);
@@ -51,7 +52,7 @@ function unsupported(format: string): CliExit {
 
 /** Go's message for a missing file (`stat x: no such file or directory`). */
 function fileError(file: string, error: unknown): string {
-  if (error instanceof Deno.errors.NotFound) {
+  if (runtime.isNotFound(error)) {
     return `stat ${file}: no such file or directory`;
   }
   return (error as Error).message;

@@ -15,6 +15,8 @@
  * @module
  */
 
+import { runtime } from "../storage/runtime.ts";
+
 /** Where Linux keeps the process's argv bytes. */
 const CMDLINE_PATH = "/proc/self/cmdline";
 
@@ -31,15 +33,11 @@ export type RawArgs = ReadonlyMap<string, Uint8Array | null>;
  * argument is valid UTF-8 (nothing to recover).
  */
 export function readRawArgs(args: readonly string[]): RawArgs | undefined {
-  if (Deno.build.os !== "linux" || args.length === 0) return undefined;
-  const { state } = Deno.permissions.querySync({
-    name: "read",
-    path: CMDLINE_PATH,
-  });
-  if (state !== "granted") return undefined;
+  if (runtime.os !== "linux" || args.length === 0) return undefined;
+  if (!runtime.canRead(CMDLINE_PATH)) return undefined;
   let cmdline: Uint8Array;
   try {
-    cmdline = Deno.readFileSync(CMDLINE_PATH);
+    cmdline = runtime.readFileSync(CMDLINE_PATH);
   } catch {
     return undefined;
   }

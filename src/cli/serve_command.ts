@@ -36,6 +36,8 @@ import type { KeepaliveOptions } from "../wire/http2/keepalive.ts";
 import type { CliIO } from "./context.ts";
 import { writeAll } from "./context.ts";
 import { utf8 } from "./go_format.ts";
+import { runtime } from "../storage/runtime.ts";
+import { listenTcp, type SocketListener } from "../wire/socket.ts";
 
 /** How long shutdown waits for in-flight calls before closing anyway. */
 export const SHUTDOWN_GRACE_MS = 5_000;
@@ -50,7 +52,7 @@ export interface RunningTransport {
 
 /** Starts the gRPC transport on a listener with a method table. */
 export type StartTransport = (
-  listener: Deno.Listener,
+  listener: SocketListener,
   methods: GrpcServiceTable,
   limits: {
     maxRequestBytes: number;
@@ -125,11 +127,11 @@ export async function startServer(
     maxRequestBytes: config.maxRequestBytes,
     progress: true,
   });
-  const listeners: Deno.Listener[] = [];
+  const listeners: SocketListener[] = [];
   const transports: RunningTransport[] = [];
   let stopCompaction = () => {};
   const closing = new AbortController();
-  const metricsListeners: Deno.Listener[] = [];
+  const metricsListeners: SocketListener[] = [];
   try {
     const metrics = new ServerMetrics(store, {
       quotaBackendBytes: config.quotaBackendBytes > 0
@@ -153,11 +155,13 @@ export async function startServer(
       const hostname = url.hostname === "localhost"
         ? "127.0.0.1"
         : url.hostname.replace(/^\[(.*)\]$/, "$1");
-      return Deno.listen({ hostname, port: Number(url.port) });
+      return listenTcp({ hostname, port: Number(url.port) });
     };
-    for (const url of config.listenClientUrls) listeners.push(listen(url));
+    for (const url of config.listenClientUrls) {
+      listeners.push(await listen(url));
+    }
     for (const url of config.listenMetricsUrls) {
-      metricsListeners.push(listen(url));
+      metricsListeners.push(await listen(url));
     }
     const render = () => metrics.render();
     for (const listener of listeners) {
@@ -196,8 +200,8 @@ export async function startServer(
     await store.close();
     throw error;
   }
-  const urlOf = (l: Deno.Listener) => {
-    const addr = l.addr as Deno.NetAddr;
+  const urlOf = (l: SocketListener) => {
+    const addr = l.addr;
     const host = addr.hostname.includes(":")
       ? `[${addr.hostname}]`
       : addr.hostname;
@@ -277,7 +281,7 @@ export async function runServe(
   const stopped = new Promise<number>((resolve) => {
     const onSignal = () => {
       signals++;
-      if (signals > 1) Deno.exit(1);
+      if (signals > 1) runtime.exit(1);
       void writeAll(io.stdout, utf8("revkv: shutting down\n"));
       server.stop().then(async () => {
         await log.flush();
@@ -288,8 +292,8 @@ export async function runServe(
         resolve(1);
       });
     };
-    Deno.addSignalListener("SIGINT", onSignal);
-    Deno.addSignalListener("SIGTERM", onSignal);
+    runtime.onSignal("SIGINT", onSignal);
+    runtime.onSignal("SIGTERM", onSignal);
   });
   return await stopped;
 }

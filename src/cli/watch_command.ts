@@ -32,6 +32,7 @@ import { FlagError, type FlagSpec, parseFlags } from "./flags.ts";
 import { goQuote, utf8 } from "./go_format.ts";
 import type { PrintableWatchResponse } from "./printers.ts";
 import { argify } from "./txn_reader.ts";
+import { type CommandOutput, runtime } from "../storage/runtime.ts";
 
 const BAD_ARGS_NUM = "bad number of arguments";
 const BAD_ARGS_SEPARATOR =
@@ -262,15 +263,9 @@ async function runExec(
     ETCD_WATCH_KEY: goQuote(event.kv.key),
     ETCD_WATCH_VALUE: goQuote(event.kv.value),
   };
-  let output: Deno.CommandOutput;
+  let output: CommandOutput;
   try {
-    output = await new Deno.Command(execArgs[0]!, {
-      args: execArgs.slice(1),
-      env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    output = await runtime.runCommand(execArgs[0]!, execArgs.slice(1), env);
   } catch (error) {
     throw new CliExit(
       EXIT_ERROR,

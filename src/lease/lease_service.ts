@@ -13,6 +13,7 @@ import type { ResponseHeader } from "../mvcc/kv.ts";
 import type { Change } from "../mvcc/kv_store.ts";
 import { compareBytes } from "../mvcc/kv_store.ts";
 import type { Lease, Lessor } from "./lessor.ts";
+import { runtime } from "../storage/runtime.ts";
 
 /** Response of `grant` (etcd's `LeaseGrantResponse`). */
 export interface LeaseGrantResponse {
@@ -308,7 +309,7 @@ export class LeaseService {
       this.expireNow().catch(() => {/* the store is failing; it reports */});
     }, delayMs);
     // The timer must not keep a program alive on its own.
-    Deno.unrefTimer(this.#timer as unknown as number);
+    runtime.unrefTimer(this.#timer);
   }
 
   /** Stops the timer (on close). */

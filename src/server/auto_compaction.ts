@@ -16,6 +16,7 @@
 
 import type { Store } from "../store.ts";
 import { EtcdError } from "../mvcc/errors.ts";
+import { runtime } from "../storage/runtime.ts";
 
 /** etcd's revision compactor checks every 5 minutes. */
 export const REVISION_COMPACTION_INTERVAL_MS = 5 * 60 * 1000;
@@ -49,7 +50,6 @@ export function startAutoCompaction(
       if (notes.length === PERIODIC_NOTES_PER_RETENTION + 1) compact(notes[0]!);
     }, Math.max(1, Math.floor(retention / PERIODIC_NOTES_PER_RETENTION)));
   }
-  // A number in Deno (node's types call it Timeout).
-  Deno.unrefTimer(timer as unknown as number);
+  runtime.unrefTimer(timer);
   return () => clearInterval(timer);
 }

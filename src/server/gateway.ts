@@ -55,6 +55,7 @@ import {
   statusText,
   writeResponse,
 } from "./http1.ts";
+import type { SocketConn } from "../wire/socket.ts";
 
 /** etcd's cluster version (`etcdcluster` in /version) for a one-member 3.4 cluster. */
 export const CLUSTER_VERSION = "3.4.0";
@@ -590,7 +591,7 @@ export interface Gateway {
     headers?: ReadonlyMap<string, string>,
   ): Promise<GatewayResponse>;
   /** Serves requests on `conn` (with `head` already read) until it closes. */
-  serveHttp1(conn: Deno.Conn, head: Uint8Array): Promise<void>;
+  serveHttp1(conn: SocketConn, head: Uint8Array): Promise<void>;
   /**
    * Serves one h2c request that is not gRPC (the gRPC server's `http2`
    * fallback): reads its body, answers as over HTTP/1.1; a streaming route
@@ -681,7 +682,7 @@ export function createGateway(options: GatewayOptions): Gateway {
    * call runs until the method ends it or the client goes away (EOF).
    */
   const serveStream = async (
-    conn: Deno.Conn,
+    conn: SocketConn,
     streamRoute: StreamRoute,
     request: Http1Request,
   ): Promise<void> => {
@@ -858,7 +859,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
   };
 
-  const serveHttp1 = async (conn: Deno.Conn, head: Uint8Array) => {
+  const serveHttp1 = async (conn: SocketConn, head: Uint8Array) => {
     const reader = new Http1Reader(conn, head, options.maxBodyBytes);
     let idle: ReturnType<typeof setTimeout> | undefined;
     const armIdle = () => {

@@ -14,6 +14,8 @@
  * @module
  */
 
+import type { SocketConn } from "../wire/socket.ts";
+
 /** Longest request line + headers: a gateway request has a handful of short headers. */
 export const MAX_HEADER_BYTES = 16 * 1024;
 /** How much is read from the socket per call. */
@@ -47,7 +49,7 @@ export class Http1Error extends Error {
 
 /** Reads requests off one connection, with the bytes already sniffed first. */
 export class Http1Reader {
-  #conn: Deno.Conn;
+  #conn: SocketConn;
   #buffer: Uint8Array;
   #start = 0;
   #end = 0;
@@ -58,7 +60,7 @@ export class Http1Reader {
    * @param head bytes already read from it
    * @param maxBodyBytes the largest body accepted (413 beyond it)
    */
-  constructor(conn: Deno.Conn, head: Uint8Array, maxBodyBytes: number) {
+  constructor(conn: SocketConn, head: Uint8Array, maxBodyBytes: number) {
     this.#conn = conn;
     this.#buffer = new Uint8Array(Math.max(READ_CHUNK_BYTES, head.length * 2));
     this.#buffer.set(head);
@@ -261,7 +263,7 @@ export function statusText(status: number): string {
 
 /** Writes all of `bytes` to `conn`. */
 export async function writeAll(
-  conn: Deno.Conn,
+  conn: SocketConn,
   bytes: Uint8Array,
 ): Promise<void> {
   let offset = 0;
@@ -283,7 +285,7 @@ function head(
 
 /** Writes one whole response with a Content-Length. */
 export async function writeResponse(
-  conn: Deno.Conn,
+  conn: SocketConn,
   status: number,
   headers: [string, string][],
   body: Uint8Array,
@@ -308,7 +310,7 @@ export interface ChunkedWriter {
 
 /** Starts a chunked response: writes the head now, then chunks as they come. */
 export async function startChunked(
-  conn: Deno.Conn,
+  conn: SocketConn,
   status: number,
   headers: [string, string][],
   keepAlive: boolean,

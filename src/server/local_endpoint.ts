@@ -23,6 +23,8 @@
 import { DEFAULT_MAX_REQUEST_BYTES, type Store } from "../store.ts";
 import { createServiceTable } from "./services.ts";
 import { startGrpcTransport } from "./transport.ts";
+import { runtime } from "../storage/runtime.ts";
+import { listenUnix } from "../wire/socket.ts";
 
 /** The socket's name in the data dir. */
 export const LOCAL_SOCKET_FILE = "revkv.sock";
@@ -47,21 +49,21 @@ export async function serveLocalEndpoint(
   maxRequestBytes: number = DEFAULT_MAX_REQUEST_BYTES,
 ): Promise<(() => Promise<void>) | undefined> {
   const path = localSocketPath(dir);
-  const tmp = `${dir.replace(/\/+$/, "")}/.${LOCAL_SOCKET_FILE}.${Deno.pid}`;
+  const tmp = `${dir.replace(/\/+$/, "")}/.${LOCAL_SOCKET_FILE}.${runtime.pid}`;
   if (new TextEncoder().encode(tmp).length > SOCKET_PATH_BYTES_MAX) {
     return undefined;
   }
   // A unix socket needs Deno's net permission; a program not granted it
   // keeps its store to itself rather than being asked for more.
-  if (Deno.permissions.querySync({ name: "net" }).state !== "granted") {
+  if (!runtime.canUseNet()) {
     return undefined;
   }
   await removeIfPresent(path);
   await removeIfPresent(tmp);
-  const listener = Deno.listen({ transport: "unix", path: tmp });
+  const listener = await listenUnix(tmp);
   try {
-    await Deno.chmod(tmp, 0o600);
-    await Deno.rename(tmp, path);
+    await runtime.chmod(tmp, 0o600);
+    await runtime.fs.rename(tmp, path);
   } catch (error) {
     listener.close();
     await removeIfPresent(tmp);
@@ -86,10 +88,7 @@ export async function serveLocalEndpoint(
     })();
 }
 
-async function removeIfPresent(path: string): Promise<void> {
-  try {
-    await Deno.remove(path);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
+/** Removes `path`; missing is not an error. */
+function removeIfPresent(path: string): Promise<void> {
+  return runtime.fs.remove(path);
 }

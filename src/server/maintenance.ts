@@ -45,6 +45,7 @@ import {
 } from "./method.ts";
 import { etcdGrpcError } from "./errors.ts";
 import { ETCD_API_VERSION } from "../store_api.ts";
+import { runtime } from "../storage/runtime.ts";
 
 /** The server version Status reports: the etcd API revkv speaks. */
 export const SERVER_VERSION = ETCD_API_VERSION;
@@ -189,10 +190,10 @@ async function sendSnapshot(
   responses: { send(message: Uint8Array): Promise<void> },
   context: { signal: AbortSignal },
 ): Promise<void> {
-  const file = await Deno.makeTempFile({ prefix: "revkv-snapshot-" });
+  const file = await runtime.makeTempFile("revkv-snapshot-");
   try {
     await store.saveSnapshot(file);
-    const size = (await Deno.stat(file)).size;
+    const size = (await runtime.stat(file)).size;
     const padded = Math.ceil(size / SNAPSHOT_ALIGN_BYTES) *
       SNAPSHOT_ALIGN_BYTES;
     const total = padded + 32;
@@ -205,27 +206,31 @@ async function sendSnapshot(
         blob,
       }));
     };
-    using handle = await Deno.open(file, { read: true });
-    const buffer = new Uint8Array(SNAPSHOT_CHUNK_BYTES);
-    let read = 0;
-    while (read < padded) {
-      if (context.signal.aborted) return;
-      let n = 0;
-      while (n < buffer.length && read + n < size) {
-        const got = await handle.read(buffer.subarray(n));
-        if (got === null) break;
-        n += got;
+    const handle = await runtime.fs.open(file);
+    try {
+      const buffer = new Uint8Array(SNAPSHOT_CHUNK_BYTES);
+      let read = 0;
+      while (read < padded) {
+        if (context.signal.aborted) return;
+        const n = read < size
+          ? await handle.readAt(
+            read,
+            buffer.subarray(0, Math.min(buffer.length, size - read)),
+          )
+          : 0;
+        // Past the file's end, the chunk is padding (zeros).
+        const want = Math.min(buffer.length, padded - read);
+        buffer.fill(0, n, want);
+        const chunk = buffer.slice(0, want);
+        sha.update(chunk);
+        read += want;
+        await send(chunk);
       }
-      // Past the file's end, the chunk is padding (zeros).
-      const want = Math.min(buffer.length, padded - read);
-      buffer.fill(0, n, want);
-      const chunk = buffer.slice(0, want);
-      sha.update(chunk);
-      read += want;
-      await send(chunk);
+    } finally {
+      handle.close();
     }
     await send(new Uint8Array(sha.digest()));
   } finally {
-    await Deno.remove(file).catch(() => {});
+    await runtime.fs.remove(file).catch(() => {});
   }
 }

@@ -16,6 +16,7 @@
 import type { RunningTransport, StartTransport } from "../cli/serve_command.ts";
 import { serveGrpc } from "../wire/grpc_server.ts";
 import { createGateway, type Gateway } from "./gateway.ts";
+import type { SocketConn, SocketListener } from "../wire/socket.ts";
 
 /** etcd's `grpcOverheadBytes`: room for gRPC above `--max-request-bytes`. */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -67,14 +68,14 @@ const METRICS_CONNECTIONS_MAX = 64;
 
 /** Serves HTTP/1.1 only (a metrics listener): each connection to `gateway`. */
 function serveHttp1Only(
-  listener: Deno.Listener,
+  listener: SocketListener,
   gateway: Gateway,
 ): RunningTransport {
-  const conns = new Set<Deno.Conn>();
+  const conns = new Set<SocketConn>();
   const served = new Set<Promise<void>>();
   const accepting = (async () => {
     for (;;) {
-      let conn: Deno.Conn;
+      let conn: SocketConn;
       try {
         conn = await listener.accept();
       } catch {

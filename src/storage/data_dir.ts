@@ -32,7 +32,8 @@
 
 import { MvccStore } from "../mvcc/kv_store.ts";
 import { NoSpaceError } from "./errors.ts";
-import { denoFs, type StorageFs, withNamedErrors } from "./fs.ts";
+import { type StorageFs, withNamedErrors } from "./fs.ts";
+import { runtime } from "./runtime.ts";
 import { WalJournal } from "./journal.ts";
 import { acquireLock, type DirLock } from "./lock.ts";
 import {
@@ -155,7 +156,7 @@ function resolve(options: DataDirOptions) {
     );
   }
   return {
-    fs: withNamedErrors(options.fs ?? denoFs),
+    fs: withNamedErrors(options.fs ?? runtime.fs),
     segmentBytes,
     snapshotCount,
     sync: durability === "fsync",
@@ -442,7 +443,7 @@ export async function repairDataDir(
   dir: string,
   options: { fs?: StorageFs } = {},
 ): Promise<RepairReport> {
-  const fs = withNamedErrors(options.fs ?? denoFs);
+  const fs = withNamedErrors(options.fs ?? runtime.fs);
   const lock: DirLock = await acquireLock(fs, dir);
   try {
     const walDir = `${dir}/wal`;
@@ -475,7 +476,7 @@ export function snapshotStatus(
   file: string,
   options: { fs?: StorageFs } = {},
 ): Promise<SnapshotStatus> {
-  return verifySnapshot(withNamedErrors(options.fs ?? denoFs), file);
+  return verifySnapshot(withNamedErrors(options.fs ?? runtime.fs), file);
 }
 
 /**
@@ -490,14 +491,13 @@ export async function restoreSnapshot(
   dataDir: string,
   options: { fs?: StorageFs; durability?: Durability } = {},
 ): Promise<SnapshotStatus> {
-  const fs = withNamedErrors(options.fs ?? denoFs);
+  const fs = withNamedErrors(options.fs ?? runtime.fs);
   const sync = (options.durability ?? "fsync") === "fsync";
   const status = await verifySnapshot(fs, file);
   if (await fs.exists(dataDir)) {
     let entries: string[] = [];
     try {
-      entries = [];
-      for await (const entry of Deno.readDir(dataDir)) entries.push(entry.name);
+      entries = await runtime.readDirNames(dataDir);
     } catch { /* not a directory: the mkdir below fails clearly */ }
     if (entries.length > 0) {
       throw new Error(

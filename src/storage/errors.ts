@@ -11,6 +11,7 @@
  */
 
 import { EtcdError } from "../mvcc/errors.ts";
+import { runtime } from "./runtime.ts";
 
 /** Which file operation failed, and on what. */
 export interface StorageFailure {
@@ -118,9 +119,8 @@ export function namedStorageError(
 ): unknown {
   if (
     error instanceof NoSpaceError || error instanceof StorageFailedError ||
-    error instanceof Deno.errors.NotFound ||
-    error instanceof Deno.errors.AlreadyExists ||
-    error instanceof Deno.errors.NotCapable
+    runtime.isNotFound(error) || runtime.isAlreadyExists(error) ||
+    runtime.isPermissionRefused(error)
   ) return error;
   if (isNoSpace(error)) return new NoSpaceError(failure, error);
   return new StorageFailedError(error, { failure });

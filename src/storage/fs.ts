@@ -3,12 +3,15 @@
  * can inject faults (a full disk, a failing fsync) at the fs layer.
  *
  * Everything the WAL, snapshots, meta file and lock do to the disk goes
- * through a `StorageFs`; `denoFs` is the real one.
+ * through a `StorageFs`; the real ones are `denoFs` (`runtime_deno.ts`) and
+ * `nodeFs` (`runtime_node.ts`), and `runtime.fs` is the one of this process.
  *
  * @module
  */
 
 import { namedStorageError } from "./errors.ts";
+
+export { denoFs } from "./runtime_deno.ts";
 
 /** An open file, as the storage uses it. */
 export interface StorageFile {
@@ -63,153 +66,6 @@ export interface StorageFs {
   /** Whether a path exists. */
   exists(path: string): Promise<boolean>;
 }
-
-/** Bytes per read call of `readFile`. */
-const READ_CHUNK_BYTES = 8 * 1024 * 1024;
-
-class DenoFile implements StorageFile {
-  #closed = false;
-  /**
-   * The file position after the last read or write, or -1 when unknown (a
-   * call failed midway). The WAL appends where its last write ended, so
-   * tracking it saves a seek (one async op) per batch.
-   */
-  #position = 0;
-  constructor(readonly file: Deno.FsFile) {}
-
-  async #seek(offset: number): Promise<void> {
-    if (this.#position === offset) return;
-    this.#position = -1;
-    await this.file.seek(offset, Deno.SeekMode.Start);
-    this.#position = offset;
-  }
-
-  async writeAt(offset: number, bytes: Uint8Array): Promise<void> {
-    await this.#seek(offset);
-    this.#position = -1;
-    let done = 0;
-    while (done < bytes.length) {
-      const n = await this.file.write(bytes.subarray(done));
-      if (n <= 0) throw new Error(`short write at offset ${offset + done}`);
-      done += n;
-    }
-    this.#position = offset + done;
-  }
-
-  async readAt(offset: number, bytes: Uint8Array): Promise<number> {
-    await this.#seek(offset);
-    this.#position = -1;
-    let done = 0;
-    while (done < bytes.length) {
-      const n = await this.file.read(bytes.subarray(done));
-      if (n === null) break;
-      done += n;
-    }
-    this.#position = offset + done;
-    return done;
-  }
-
-  syncData(): Promise<void> {
-    return this.file.syncData();
-  }
-
-  truncate(length: number): Promise<void> {
-    return this.file.truncate(length);
-  }
-
-  async size(): Promise<number> {
-    return (await this.file.stat()).size;
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.file.close();
-  }
-}
-
-/** The real file system, through Deno's APIs. */
-export const denoFs: StorageFs = {
-  async open(path, options = {}) {
-    const file = await Deno.open(path, {
-      read: true,
-      write: options.write || options.create || options.createNew,
-      create: options.create,
-      createNew: options.createNew,
-    });
-    return new DenoFile(file);
-  },
-  async readFile(path) {
-    // One allocation of the file's size, filled in large reads: on the VMs
-    // measured, Deno.readFile took 2-3x longer on 64 MiB segments.
-    const file = await Deno.open(path, { read: true });
-    try {
-      const bytes = new Uint8Array((await file.stat()).size);
-      let done = 0;
-      while (done < bytes.length) {
-        const n = await file.read(
-          bytes.subarray(done, Math.min(bytes.length, done + READ_CHUNK_BYTES)),
-        );
-        if (n === null) break;
-        done += n;
-      }
-      return done === bytes.length ? bytes : bytes.subarray(0, done);
-    } finally {
-      file.close();
-    }
-  },
-  async writeFile(path, bytes, options = {}) {
-    const file = await Deno.open(path, {
-      write: true,
-      create: true,
-      createNew: options.createNew,
-      truncate: !options.createNew,
-    });
-    try {
-      let done = 0;
-      while (done < bytes.length) {
-        done += await file.write(bytes.subarray(done));
-      }
-      await file.syncData();
-    } finally {
-      file.close();
-    }
-  },
-  async readDir(path) {
-    const names: string[] = [];
-    for await (const entry of Deno.readDir(path)) {
-      if (entry.isFile) names.push(entry.name);
-    }
-    return names;
-  },
-  mkdir: (path) => Deno.mkdir(path, { recursive: true }),
-  async remove(path) {
-    try {
-      await Deno.remove(path);
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    }
-  },
-  rename: (from, to) => Deno.rename(from, to),
-  link: (from, to) => Deno.link(from, to),
-  async syncDir(path) {
-    const dir = await Deno.open(path, { read: true });
-    try {
-      await dir.sync();
-    } finally {
-      dir.close();
-    }
-  },
-  async exists(path) {
-    try {
-      await Deno.lstat(path);
-      return true;
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return false;
-      throw error;
-    }
-  },
-};
 
 /** Marks an fs wrapped by `withNamedErrors`; holds the fs it wraps. */
 const NAMED = Symbol("revkv.namedErrors");

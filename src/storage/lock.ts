@@ -12,6 +12,7 @@
  */
 
 import type { StorageFs } from "./fs.ts";
+import { runtime } from "./runtime.ts";
 
 /** Attempts to take over a stale lock before giving up (races with other openers). */
 const LOCK_ATTEMPTS_MAX = 3;
@@ -29,7 +30,9 @@ export class LockedError extends Error {
   constructor(readonly path: string, readonly pid: number) {
     super(
       `revkv: data dir is locked by process ${pid}` +
-        (pid === Deno.pid ? " (this process: the store is already open)" : "") +
+        (pid === runtime.pid
+          ? " (this process: the store is already open)"
+          : "") +
         ` (${path}); close that store first`,
     );
     this.name = "LockedError";
@@ -49,7 +52,9 @@ export interface DirLock {
 /** Start time of a process in clock ticks since boot, or undefined if unknown. */
 function processStartTime(pid: number): string | undefined {
   try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const stat = new TextDecoder().decode(
+      runtime.readFileSync(`/proc/${pid}/stat`),
+    );
     // Field 22; the command name (field 2) may hold spaces, so count from ")".
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return fields[19];
@@ -59,13 +64,8 @@ function processStartTime(pid: number): string | undefined {
 }
 
 function holderAlive(path: string, pid: number, start: string): boolean {
-  if (pid === Deno.pid) return heldInProcess.has(path);
-  let procAvailable = true;
-  try {
-    Deno.statSync("/proc/self/stat");
-  } catch {
-    procAvailable = false;
-  }
+  if (pid === runtime.pid) return heldInProcess.has(path);
+  const procAvailable = runtime.existsSync("/proc/self/stat");
   // Without /proc we cannot tell: assume the holder lives (never steal).
   if (!procAvailable) return true;
   const now = processStartTime(pid);
@@ -82,11 +82,11 @@ export async function acquireLock(
   dir: string,
 ): Promise<DirLock> {
   const path = `${dir}/LOCK`;
-  const content = `pid ${Deno.pid}\nstart ${
-    processStartTime(Deno.pid) ?? ""
+  const content = `pid ${runtime.pid}\nstart ${
+    processStartTime(runtime.pid) ?? ""
   }\n`;
   const bytes = new TextEncoder().encode(content);
-  const tmp = `${dir}/LOCK.${Deno.pid}.${crypto.randomUUID()}.tmp`;
+  const tmp = `${dir}/LOCK.${runtime.pid}.${crypto.randomUUID()}.tmp`;
   let tookOverPid: number | undefined;
   try {
     await fs.writeFile(tmp, bytes, { createNew: true });
@@ -103,13 +103,13 @@ export async function acquireLock(
           },
         };
       } catch (error) {
-        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+        if (!runtime.isAlreadyExists(error)) throw error;
       }
       let holder = "";
       try {
         holder = new TextDecoder().decode(await fs.readFile(path));
       } catch (error) {
-        if (error instanceof Deno.errors.NotFound) continue; // just released
+        if (runtime.isNotFound(error)) continue; // just released
         throw error;
       }
       const pid = Number(/pid (\d+)/.exec(holder)?.[1] ?? NaN);

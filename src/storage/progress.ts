@@ -6,6 +6,8 @@
  * @module
  */
 
+import { runtime } from "./runtime.ts";
+
 /** Startup time after which progress is shown. */
 const PROGRESS_DELAY_MS = 1000;
 /** Minimum time between two redraws. */
@@ -27,7 +29,7 @@ export function startProgress(label: string, enabled?: boolean): Progress {
   const on = enabled ?? safeIsTerminal();
   const write = (text: string) => {
     try {
-      Deno.stderr.writeSync(new TextEncoder().encode(text));
+      runtime.stderr.writeSync(new TextEncoder().encode(text));
     } catch { /* progress is best effort */ }
   };
   return {
@@ -50,7 +52,7 @@ export function startProgress(label: string, enabled?: boolean): Progress {
 
 function safeIsTerminal(): boolean {
   try {
-    return Deno.stderr.isTerminal();
+    return runtime.stderr.isTerminal();
   } catch {
     return false;
   }

@@ -23,13 +23,14 @@
  * @module
  */
 
-import { denoFs, type StorageFs, unwrapFs } from "./fs.ts";
+import { type StorageFs, unwrapFs } from "./fs.ts";
 import type { SnapshotStatus } from "./snapshot.ts";
 import type { RecordedEntrySink, WalRecord } from "./wal_codec.ts";
 import {
   newRecordedEntry,
   type RecordedEntry,
 } from "../mvcc/recorded_entry.ts";
+import { runtime, type RuntimeWorker } from "./runtime.ts";
 
 /** A change's key and value up to this size share a chunk with others. */
 export const REPLAY_CHUNK_BYTES = 64 * 1024;
@@ -311,23 +312,27 @@ export function applyReplayBatch(
   }
 }
 
-/** Where the worker's module is. */
+/**
+ * Where the worker's module is. The Node bundle (`scripts/bundle.ts`)
+ * rewrites this to its `replay-worker.mjs`, beside the bundle.
+ */
 const WORKER_URL = new URL("./replay_worker.ts", import.meta.url);
 
 /**
- * Whether recovery can read in a worker: the real file system, `Worker`,
- * and the worker's module readable without asking (a program run with
- * `--allow-read` for its data dir only cannot load it; it recovers
- * in-thread).
+ * Whether recovery can read in a worker: the real file system, workers
+ * (`Worker` on Deno, `worker_threads` on Node), and the worker's module
+ * there and readable without asking (a program run with `--allow-read`
+ * for its data dir only cannot load it; it recovers in-thread).
  */
 export function replayWorkerUsable(fs: StorageFs): boolean {
-  if (unwrapFs(fs) !== denoFs || typeof Worker !== "function") return false;
-  if (WORKER_URL.protocol !== "file:") return false;
+  if (unwrapFs(fs) !== runtime.fs || WORKER_URL.protocol !== "file:") {
+    return false;
+  }
+  if (runtime.name === "deno" && typeof Worker !== "function") return false;
   try {
-    return Deno.permissions.querySync({
-      name: "read",
-      path: WORKER_URL,
-    }).state === "granted";
+    return runtime.canRead(WORKER_URL) &&
+      (runtime.name === "deno" ||
+        runtime.existsSync(decodeURIComponent(WORKER_URL.pathname)));
   } catch {
     return false;
   }
@@ -376,11 +381,11 @@ export class ReplayWorkerError extends Error {
  * by the snapshot and WAL phases of a recovery; `close` ends it.
  */
 export class ReplayWorkerSlot {
-  #worker: Worker | undefined;
+  #worker: RuntimeWorker | undefined;
 
   /** The worker, started now if it is not running. */
-  get(): Worker {
-    return this.#worker ??= new Worker(WORKER_URL.href, { type: "module" });
+  get(): RuntimeWorker {
+    return this.#worker ??= runtime.startWorker(WORKER_URL);
   }
 
   /** Terminates the worker, if one was started. */
@@ -397,7 +402,7 @@ export class ReplayWorkerSlot {
  * throws.
  */
 export async function streamSegmentInWorker(
-  worker: Worker,
+  worker: RuntimeWorker,
   request: Omit<SegmentRequest, "type">,
   apply: (batch: ReplayBatch) => void,
   corruption: (c: ReplayCorruption) => Error,
@@ -417,7 +422,7 @@ export async function streamSegmentInWorker(
  * `streamSnapshot`: on a corruption, what was applied must be discarded).
  */
 export async function streamSnapshotInWorker(
-  worker: Worker,
+  worker: RuntimeWorker,
   path: string,
   target: ReplayTarget,
   corruption: (c: ReplayCorruption) => Error,
@@ -435,16 +440,16 @@ export async function streamSnapshotInWorker(
 }
 
 function ask(
-  worker: Worker,
+  worker: RuntimeWorker,
   request: SegmentRequest | SnapshotRequest,
   apply: (batch: ReplayBatch) => void,
   corruption: (c: ReplayCorruption) => Error,
 ): Promise<ReplayDone> {
   return new Promise((resolve, reject) => {
     let failed = false;
-    worker.onmessage = (event: MessageEvent<ReplayReply>) => {
+    worker.onmessage = (event) => {
       if (failed) return;
-      const reply = event.data;
+      const reply = event.data as ReplayReply;
       try {
         if (reply.type === "batch") {
           apply(reply);

@@ -2,14 +2,12 @@
  * The replay worker's entry: streams the WAL segments and snapshot files it
  * is asked for with `streamSegment` and `streamSnapshot` (the same readers
  * as in-thread recovery) and sends what they hold to the main thread in
- * batches (see `replay_batch.ts`).
+ * batches (see `replay_batch.ts`). A Deno `Worker` or a Node worker thread
+ * (`runtime.workerPort`).
  *
  * @module
  */
 
-/// <reference lib="deno.worker" />
-
-import { denoFs } from "./fs.ts";
 import {
   ReplayBatchWriter,
   type ReplayCorruption,
@@ -24,16 +22,18 @@ import {
   writeRecordRevision,
 } from "./wal_codec.ts";
 import { streamSegment, WalCorruptionError } from "./wal.ts";
+import { runtime } from "./runtime.ts";
 
+const port = runtime.workerPort();
 const post = (reply: ReplayReply, transfer: Transferable[] = []) =>
-  self.postMessage(reply, transfer);
+  port.postMessage(reply, transfer);
 
 const writer = new ReplayBatchWriter((batch) =>
   post(batch, [batch.rows.buffer, ...batch.chunks.map((c) => c.buffer)])
 );
 
-self.onmessage = async (event: MessageEvent<ReplayRequest>) => {
-  const request = event.data;
+port.onMessage(async (data) => {
+  const request = data as ReplayRequest;
   if (request.type === "rows") {
     writer.recycle(request.rows);
     return;
@@ -43,7 +43,7 @@ self.onmessage = async (event: MessageEvent<ReplayRequest>) => {
   try {
     if (request.type === "snapshot") {
       const status = await streamSnapshot(
-        denoFs,
+        runtime.fs,
         request.path,
         writer,
         (id, lease) =>
@@ -60,7 +60,7 @@ self.onmessage = async (event: MessageEvent<ReplayRequest>) => {
       return;
     }
     const streamed = await streamSegment(
-      denoFs,
+      runtime.fs,
       request.path,
       request.segment,
       request.isLast,
@@ -90,7 +90,7 @@ self.onmessage = async (event: MessageEvent<ReplayRequest>) => {
       corruption: corruptionOf(error),
     });
   }
-};
+});
 
 function corruptionOf(error: unknown): ReplayCorruption | undefined {
   if (error instanceof WalCorruptionError) {

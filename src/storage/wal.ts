@@ -46,6 +46,7 @@ import {
   restoreWriteChanges,
   writeRecordRevision,
 } from "./wal_codec.ts";
+import type { RuntimeWorker } from "./runtime.ts";
 
 /** Default segment size, as etcd's (64 MiB). */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
@@ -376,7 +377,7 @@ class LogReplay {
   readonly #fs: StorageFs;
   readonly #options: ReadWalOptions;
   readonly #slot: ReplayWorkerSlot;
-  readonly #worker: Worker | undefined;
+  readonly #worker: RuntimeWorker | undefined;
   readonly #target: ReplayTarget | undefined;
 
   /** A replay of `segments`, with a worker when `options` ask and it pays. */
@@ -410,7 +411,7 @@ class LogReplay {
     onRecord: (record: WalRecord) => void,
     options: ReadWalOptions,
     slot: ReplayWorkerSlot,
-    worker: Worker | undefined,
+    worker: RuntimeWorker | undefined,
   ) {
     this.#fs = fs;
     this.#options = options;

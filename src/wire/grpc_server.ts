@@ -1,7 +1,7 @@
 /**
  * revkv's gRPC server: serves a {@linkcode GrpcServiceTable} over HTTP/2
  * (h2c with prior knowledge, as etcd serves plain-text clients) on a
- * `Deno.Listener`.
+ * `SocketListener` (`socket.ts`: Deno or node:net).
  *
  * Each accepted socket is sniffed: bytes that begin the HTTP/2 preface go
  * to an {@linkcode Http2Connection}; anything else (HTTP/1.1, garbage) goes
@@ -49,6 +49,7 @@ import {
 } from "./http2/connection.ts";
 import { CONNECTION_PREFACE, ErrorCode } from "./http2/frame.ts";
 import { type HeaderList, HpackEncoder } from "./http2/hpack.ts";
+import type { SocketAddr, SocketConn, SocketListener } from "./socket.ts";
 import type { KeepaliveOptions } from "./http2/keepalive.ts";
 
 /** Limits of the server, on top of each connection's. */
@@ -86,7 +87,7 @@ export interface GrpcFallback {
    * A connection whose first bytes are not the HTTP/2 preface. `head` holds
    * the bytes already read. The handler owns `conn` and must close it.
    */
-  http1?(conn: Deno.Conn, head: Uint8Array): void | Promise<void>;
+  http1?(conn: SocketConn, head: Uint8Array): void | Promise<void>;
   /**
    * An HTTP/2 request that is not gRPC. The handler answers on `stream`
    * (`sendHeaders`, `sendData`) and sets `stream.handler` to read a body.
@@ -96,8 +97,8 @@ export interface GrpcFallback {
 
 /** Options of {@linkcode serveGrpc}. */
 export interface ServeGrpcOptions {
-  /** Where to accept connections (`Deno.listen({ port: 0 })`). */
-  listener: Deno.Listener;
+  /** Where to accept connections (`listenTcp({ hostname, port: 0 })`, or `Deno.listen`). */
+  listener: SocketListener;
   /** The methods by gRPC path. */
   methods: GrpcServiceTable;
   /** Limits; each defaults to {@linkcode DEFAULT_GRPC_SERVER_LIMITS}. */
@@ -116,7 +117,7 @@ export interface ServeGrpcOptions {
 /** A running server from {@linkcode serveGrpc}. */
 export interface GrpcServer {
   /** The address it listens on. */
-  readonly addr: Deno.NetAddr;
+  readonly addr: SocketAddr;
   /** Resolves when the listener and every connection are closed. */
   readonly closed: Promise<void>;
   /** Connections open now. */
@@ -161,7 +162,7 @@ export function serveGrpc(options: ServeGrpcOptions): GrpcServer {
     ...options.limits,
   };
   const connections = new Set<Http2Connection>();
-  const rawSockets = new Set<Deno.Conn>();
+  const rawSockets = new Set<SocketConn>();
   const services = new Set<string>();
   for (const path of options.methods.keys()) {
     services.add(path.slice(1, path.lastIndexOf("/")));
@@ -171,7 +172,7 @@ export function serveGrpc(options: ServeGrpcOptions): GrpcServer {
 
   const acceptLoop = (async () => {
     for (;;) {
-      let conn: Deno.Conn;
+      let conn: SocketConn;
       try {
         conn = await options.listener.accept();
       } catch {
@@ -196,7 +197,7 @@ export function serveGrpc(options: ServeGrpcOptions): GrpcServer {
           return;
         }
         try {
-          (conn as Deno.TcpConn).setNoDelay(true);
+          conn.setNoDelay?.(true);
         } catch { /* not TCP */ }
         const connection: Http2Connection = new Http2Connection(conn, {
           onStream: (stream, headers, endStream) =>
@@ -222,7 +223,7 @@ export function serveGrpc(options: ServeGrpcOptions): GrpcServer {
   const closed = allClosed();
 
   return {
-    addr: options.listener.addr as Deno.NetAddr,
+    addr: options.listener.addr,
     closed,
     get connectionCount() {
       return connections.size;
@@ -271,7 +272,7 @@ const SNIFF_TIMEOUT_MS = 10_000;
  * to the HTTP/1 fallback (or closing it).
  */
 async function sniff(
-  conn: Deno.Conn,
+  conn: SocketConn,
   limits: GrpcServerLimits,
   fallback: GrpcFallback | undefined,
 ): Promise<Uint8Array | undefined> {
@@ -323,7 +324,7 @@ async function sniff(
 }
 
 /** The default for non-HTTP/2 bytes: a minimal HTTP/1.1 404, then close. */
-async function answerHttp1(conn: Deno.Conn, head: Uint8Array): Promise<void> {
+async function answerHttp1(conn: SocketConn, head: Uint8Array): Promise<void> {
   try {
     const first = new TextDecoder().decode(head.subarray(0, 16));
     if (/^[A-Z]+ /.test(first)) {

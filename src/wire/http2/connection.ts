@@ -67,6 +67,7 @@ import {
   HpackEncoder,
   HpackError,
 } from "./hpack.ts";
+import type { SocketConn } from "../socket.ts";
 
 /** Limits a connection enforces on its peer and advertises in SETTINGS. */
 export interface ConnectionLimits {
@@ -313,7 +314,7 @@ export interface ConnectionOptions {
   keepalive?: KeepaliveOptions;
 }
 
-/** An HTTP/2 connection over a Deno.Conn (or any reader/writer pair). */
+/** An HTTP/2 connection over a `SocketConn` (a SocketConn, a node:net socket, or any reader/writer pair). */
 export class Http2Connection {
   /** Limits in force. */
   readonly limits: ConnectionLimits;
@@ -334,7 +335,7 @@ export class Http2Connection {
   /** Resolves when the socket is closed and every stream ended. */
   readonly closed: Promise<void>;
 
-  readonly #conn: Deno.Conn;
+  readonly #conn: SocketConn;
   readonly #handler: ConnectionHandler;
   readonly #decoder: HpackDecoder;
   readonly #streams = new Map<number, Http2Stream>();
@@ -388,7 +389,7 @@ export class Http2Connection {
    * client role) and begins reading.
    */
   constructor(
-    conn: Deno.Conn,
+    conn: SocketConn,
     handler: ConnectionHandler,
     options: ConnectionOptions,
   ) {

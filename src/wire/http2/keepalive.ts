@@ -24,6 +24,8 @@
  * @module
  */
 
+import { runtime } from "../../storage/runtime.ts";
+
 /** Server keepalive settings (etcd's `--grpc-keepalive-*` flags, in ms). */
 export interface KeepaliveOptions {
   /** Least time between client pings (0: grpc-go's default, 5 minutes). */
@@ -108,7 +110,7 @@ export const realKeepaliveClock: KeepaliveClock = {
   now: () => performance.now(),
   after(ms, run) {
     const timer = setTimeout(run, Math.max(0, ms));
-    Deno.unrefTimer(timer);
+    runtime.unrefTimer(timer);
     return () => clearTimeout(timer);
   },
 };
