@@ -277,7 +277,7 @@ Deno.test("node bundle: library suite, CLI and server bytes equal to Deno's, npm
           env: { REVKV_BUNDLE: `${dist}/${BUNDLE_FILES.library}` },
         });
         equal(out.code, 0, out.stdout + out.stderr);
-        match(out.stdout, /# pass 12\n/);
+        match(out.stdout, /# pass 13\n/);
         match(out.stdout, /# fail 0\n/);
       },
     );

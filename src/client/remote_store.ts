@@ -44,6 +44,7 @@ import type {
   StatusResponse,
 } from "../store_api.ts";
 import * as pb from "../wire/etcd_messages.ts";
+import { runtime } from "../storage/runtime.ts";
 import type { CallOptions } from "../wire/grpc_client.ts";
 import type { EndpointPool, RetryPolicy } from "./endpoint_pool.ts";
 import { fromGrpcError } from "./errors.ts";
@@ -535,33 +536,26 @@ export class RemoteStore implements KvStore {
     const client = await this.#pool.client();
     const call = client.bidi(`${MAINTENANCE}Snapshot`);
     const partFile = `${file}.part`;
-    const out = await Deno.open(partFile, {
-      write: true,
-      create: true,
-      truncate: true,
-    });
+    const fs = runtime.fs;
+    const out = await fs.open(partFile, { create: true, write: true });
     let sizeBytes = 0;
     try {
+      await out.truncate(0);
       await call.send(pb.encodeSnapshotRequest({}));
       call.end();
       for await (const message of call) {
         const res = pb.decodeSnapshotResponse(message, IN_PLACE);
-        let written = 0;
-        while (written < res.blob.length) {
-          written += await out.write(res.blob.subarray(written));
-        }
+        await out.writeAt(sizeBytes, res.blob);
         sizeBytes += res.blob.length;
       }
       await call.done;
-      await out.sync();
+      await out.syncData();
       out.close();
-      await Deno.rename(partFile, file);
+      await fs.rename(partFile, file);
       return { sizeBytes };
     } catch (error) {
-      try {
-        out.close();
-      } catch { /* closed */ }
-      await Deno.remove(partFile).catch(() => {});
+      out.close();
+      await fs.remove(partFile).catch(() => {});
       this.#pool.streamFailed(client, error);
       throw fromGrpcError(error);
     }

@@ -19,6 +19,7 @@
 import type { KvStore } from "../store_api.ts";
 import { localSocketPath } from "../server/local_endpoint.ts";
 import { EndpointPool } from "./endpoint_pool.ts";
+import { runtime } from "../storage/runtime.ts";
 import { RemoteStore } from "./remote_store.ts";
 
 /** How long a second opener waits for the owner's endpoint to answer. */
@@ -75,11 +76,6 @@ export async function connectToOwner(
   throw locked;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
+function exists(path: string): Promise<boolean> {
+  return runtime.fs.exists(path).catch(() => false);
 }

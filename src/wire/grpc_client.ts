@@ -1,8 +1,9 @@
 /**
- * A minimal gRPC client on revkv's own HTTP/2 connection (client role, on
- * `Deno.connect`): unary and bidirectional calls over encoded bytes. It is
- * the transport half of a later `connect()`; today revkv's own tests use it
- * to drive the server the way a real client does.
+ * The gRPC client on revkv's own HTTP/2 connection (client role), over
+ * `connectTcp` / `connectUnix` from `socket.ts`, so it runs on Deno and on
+ * Node alike: unary and bidirectional calls over encoded bytes. It is the
+ * transport under `connect()` (`src/client/`), and revkv's tests use it to
+ * drive the server the way a real client does.
  *
  * A call is one stream: request headers (`:path`, `content-type:
  * application/grpc`, `te: trailers`, `grpc-timeout` when a deadline is set),
@@ -31,6 +32,7 @@ import {
 } from "./http2/connection.ts";
 import { ErrorCode, Http2Error } from "./http2/frame.ts";
 import type { HeaderList } from "./http2/hpack.ts";
+import { connectTcp, connectUnix, type SocketConn } from "./socket.ts";
 
 /** Options of one call. */
 export interface CallOptions {
@@ -128,12 +130,12 @@ function statusFromHttp(status: string): GrpcStatusCode {
 export async function connectGrpc(
   options: ConnectGrpcOptions,
 ): Promise<GrpcClient> {
-  const conn: Deno.Conn = options.path !== undefined
-    ? await Deno.connect({ transport: "unix", path: options.path })
-    : await Deno.connect({ hostname: options.hostname, port: options.port });
+  const conn: SocketConn = options.path !== undefined
+    ? await connectUnix(options.path)
+    : await connectTcp({ hostname: options.hostname, port: options.port });
   if (options.path === undefined) {
     try {
-      (conn as Deno.TcpConn).setNoDelay(true);
+      conn.setNoDelay?.(true);
     } catch { /* not TCP */ }
   }
   const connection = new Http2Connection(conn, {}, {

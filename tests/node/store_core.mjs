@@ -1,5 +1,6 @@
 // The portable core of the Store suite, for Node: kv, ranges, txn, leases,
-// watch, restart recovery from a data dir, a torn tail, a second opener.
+// watch, restart recovery from a data dir, a torn tail, a second opener,
+// connect() over the data dir's socket (in this process and another).
 // Not named *.test.mjs: `deno test tests/` would pick it up. Runs with
 // `node --test` against the bundle named by REVKV_BUNDLE (a path
 // to revkv.mjs; tests/node_bundle_test.ts builds it and runs this file).
@@ -8,7 +9,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import {
   copyFile,
   mkdir,
@@ -25,7 +26,7 @@ import { pathToFileURL } from "node:url";
 const bundle = process.env.REVKV_BUNDLE;
 assert.ok(bundle, "REVKV_BUNDLE names dist/revkv.mjs");
 const revkv = await import(pathToFileURL(bundle).href);
-const { open, LockedError, EtcdError } = revkv;
+const { open, connect, LockedError, EtcdError } = revkv;
 
 const text = (bytes) => new TextDecoder().decode(bytes);
 
@@ -282,6 +283,49 @@ test("second opener: refused in this process and from another process", async ()
     // Released on close: opening works again.
     const again = await open(dir);
     await again.close();
+  });
+});
+
+test("connect(): the owner's socket serves this process and another one", async () => {
+  await withDir(async (dir) => {
+    const owner = await open(dir);
+    try {
+      const remote = await connect({ endpoints: [`unix://${dir}/revkv.sock`] });
+      try {
+        const put = await remote.put("n/k", "over the wire");
+        assert.equal(put.header.revision, owner.revision);
+        assert.equal(text((await owner.get("n/k")).kvs[0].value), "over the wire");
+        const watch = remote.watch("n/", { prefix: true });
+        const first = watch.next();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await owner.put("n/w", "seen remotely");
+        const { value } = await first;
+        assert.equal(text(value.events[0].kv.value), "seen remotely");
+        await watch.return();
+      } finally {
+        await remote.close();
+      }
+      // Another Node process: open(dir, { whenLocked: "connect" }).
+      const out = await new Promise((resolve, reject) => {
+        execFile(process.execPath, [
+          "--input-type=module",
+          "-e",
+          `import { open } from ${JSON.stringify(pathToFileURL(bundle).href)};
+           const db = await open(${JSON.stringify(dir)}, { whenLocked: "connect" });
+           await db.put("n/child", "from the child");
+           await db.close();
+           console.log("done");`,
+        ], { encoding: "utf8", timeout: 30_000 }, (error, stdout, stderr) =>
+          error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout));
+      });
+      assert.equal(out.trim(), "done");
+      assert.equal(
+        text((await owner.get("n/child")).kvs[0].value),
+        "from the child",
+      );
+    } finally {
+      await owner.close();
+    }
   });
 });
 
