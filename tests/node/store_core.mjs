@@ -294,7 +294,10 @@ test("connect(): the owner's socket serves this process and another one", async 
       try {
         const put = await remote.put("n/k", "over the wire");
         assert.equal(put.header.revision, owner.revision);
-        assert.equal(text((await owner.get("n/k")).kvs[0].value), "over the wire");
+        assert.equal(
+          text((await owner.get("n/k")).kvs[0].value),
+          "over the wire",
+        );
         const watch = remote.watch("n/", { prefix: true });
         const first = watch.next();
         await new Promise((resolve) => setTimeout(resolve, 100));
@@ -307,16 +310,25 @@ test("connect(): the owner's socket serves this process and another one", async 
       }
       // Another Node process: open(dir, { whenLocked: "connect" }).
       const out = await new Promise((resolve, reject) => {
-        execFile(process.execPath, [
-          "--input-type=module",
-          "-e",
-          `import { open } from ${JSON.stringify(pathToFileURL(bundle).href)};
-           const db = await open(${JSON.stringify(dir)}, { whenLocked: "connect" });
+        execFile(
+          process.execPath,
+          [
+            "--input-type=module",
+            "-e",
+            `import { open } from ${JSON.stringify(pathToFileURL(bundle).href)};
+           const db = await open(${
+              JSON.stringify(dir)
+            }, { whenLocked: "connect" });
            await db.put("n/child", "from the child");
            await db.close();
            console.log("done");`,
-        ], { encoding: "utf8", timeout: 30_000 }, (error, stdout, stderr) =>
-          error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout));
+          ],
+          { encoding: "utf8", timeout: 30_000 },
+          (error, stdout, stderr) =>
+            error
+              ? reject(new Error(`${error.message}\n${stderr}`))
+              : resolve(stdout),
+        );
       });
       assert.equal(out.trim(), "done");
       assert.equal(
