@@ -264,6 +264,22 @@ Deno.test({
             `movement of ${name}`,
           );
         }
+        // The WAL fsync histogram: etcd's buckets, and it counts the work's
+        // fsyncs (puts and write txns are durable on both).
+        const FSYNC = "etcd_disk_wal_fsync_duration_seconds";
+        assert.ok(shared.includes(FSYNC), `${FSYNC} is emitted`);
+        const fsyncCount = (page: Map<string, ParsedFamily>) => {
+          for (const [key, sample] of page.get(FSYNC)!.samples) {
+            if (key.startsWith(`${FSYNC}_count`)) return sample.value;
+          }
+          return NaN;
+        };
+        assert.ok(fsyncCount(revkvAfter) > fsyncCount(revkvBefore));
+        assert.ok(fsyncCount(etcdAfter) > fsyncCount(etcdBefore));
+        const bounds = (page: Map<string, ParsedFamily>) =>
+          [...page.get(FSYNC)!.samples.values()].map((s) => s.labels.get("le"))
+            .filter((le) => le !== undefined);
+        assertEquals(bounds(revkvAfter), bounds(etcdAfter));
         // Gauges that must agree in value.
         for (
           const name of ["etcd_server_has_leader", "etcd_server_is_leader"]

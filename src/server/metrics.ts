@@ -32,12 +32,11 @@
  *   size, as Status reports it), `etcd_debugging_mvcc_keys_total` (keys
  *   that exist now), current and compact revision, the quota, the server
  *   version and ID.
+ * - `etcd_disk_wal_fsync_duration_seconds`: the WAL's fdatasyncs timed
+ *   into etcd's buckets (1 ms to 8.192 s, doubling), in a durable store.
  * - revkv's own, where etcd has none: WAL group-commit batches, records
  *   and fdatasyncs (`revkv_wal_*_total`; records per batch is the group
  *   commit's batch size) and the recovery time of the last start.
- *
- * Not emitted: `etcd_disk_wal_fsync_duration_seconds` — the journal counts
- * its fsyncs but does not time them.
  *
  * @module
  */
@@ -56,6 +55,7 @@ import { GrpcError, GrpcStatus } from "../wire/grpc_service.ts";
 import type * as pb from "../wire/etcd_messages.ts";
 import type { TxnResponse } from "../txn/txn.ts";
 import { SERVER_VERSION } from "./maintenance.ts";
+import { SYNC_DURATION_BUCKETS_SECONDS } from "../storage/wal_writer.ts";
 
 /** The Content-Type of the exposition (text format 0.0.4). */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -134,8 +134,37 @@ interface Sample {
 interface Family {
   name: string;
   help: string;
-  type: "counter" | "gauge";
+  type: "counter" | "gauge" | "histogram";
   samples: Sample[];
+  /**
+   * A histogram's lines, already in Go's order (buckets by rising `le`,
+   * then `_sum`, then `_count`); written as they are.
+   */
+  lines?: string[];
+}
+
+/**
+ * A histogram family without labels: `counts` per bucket (not cumulative;
+ * the last one past every bound), `bounds` the buckets' upper bounds.
+ */
+export function histogram(
+  name: string,
+  help: string,
+  bounds: readonly number[],
+  counts: readonly number[],
+  sum: number,
+): Family {
+  const lines: string[] = [];
+  let cumulative = 0;
+  bounds.forEach((le, i) => {
+    cumulative += counts[i] ?? 0;
+    lines.push(`${name}_bucket{le="${goFloat(le)}"} ${cumulative}`);
+  });
+  cumulative += counts[bounds.length] ?? 0;
+  lines.push(`${name}_bucket{le="+Inf"} ${cumulative}`);
+  lines.push(`${name}_sum ${goFloat(sum)}`);
+  lines.push(`${name}_count ${cumulative}`);
+  return { name, help, type: "histogram", samples: [], lines };
 }
 
 /** Writes families in the text format, sorted as Go's client sorts them. */
@@ -147,6 +176,10 @@ export function writeExposition(families: readonly Family[]): string {
   for (const family of sorted) {
     out.push(`# HELP ${family.name} ${escapeHelp(family.help)}`);
     out.push(`# TYPE ${family.name} ${family.type}`);
+    if (family.lines) {
+      out.push(...family.lines);
+      continue;
+    }
     const lines = family.samples.map((sample) => {
       const labels = [...sample.labels].sort((a, b) =>
         a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0
@@ -535,6 +568,13 @@ export class ServerMetrics {
           "revkv_wal_fsyncs_total",
           "fdatasync calls on WAL segments.",
           journal.syncs,
+        ),
+        histogram(
+          "etcd_disk_wal_fsync_duration_seconds",
+          "The latency distributions of fsync called by WAL.",
+          SYNC_DURATION_BUCKETS_SECONDS,
+          journal.syncDurations?.counts ?? [],
+          journal.syncDurations?.sumSeconds ?? 0,
         ),
         counter(
           "revkv_snapshots_total",

@@ -49,7 +49,7 @@ import type { DirLock } from "./lock.ts";
 import type { Meta } from "./meta.ts";
 import type { SnapshotStatus } from "./snapshot.ts";
 import { SnapshotKeeper } from "./snapshot_keeper.ts";
-import type { WalWriter } from "./wal_writer.ts";
+import type { SyncDurations, WalWriter } from "./wal_writer.ts";
 import { type DurableLease, SegmentPreamble } from "./segment_preamble.ts";
 import { frameBytes, type WalEncoder, type WalRecord } from "./wal_codec.ts";
 
@@ -108,6 +108,8 @@ export interface JournalStats {
   records: number;
   /** fdatasync calls on WAL segments. */
   syncs: number;
+  /** How long they took (the writer's histogram, live). */
+  syncDurations?: Readonly<SyncDurations>;
   /** Snapshots written. */
   snapshots: number;
 }
@@ -264,6 +266,7 @@ export class WalJournal {
       this.stats.batches++;
       this.stats.records += count;
       this.stats.syncs = this.#o.writer.syncCount;
+      this.stats.syncDurations = this.#o.writer.syncDurations;
       for (const waiter of waiters) waiter.resolve();
       this.#snapshots.maybeSnapshot();
       // Let the writers just woken issue their next writes into this batch:

@@ -92,6 +92,39 @@ export interface WalWriterOptions {
  * segment when a batch does not fit. One `append` = one write + one
  * fdatasync (plus, on a roll, the new segment's header and a dir sync).
  */
+/**
+ * Upper bounds of the fsync duration buckets, in seconds: etcd's
+ * `etcd_disk_wal_fsync_duration_seconds` (prometheus.ExponentialBuckets(
+ * 0.001, 2, 14): 1 ms to 8.192 s).
+ */
+export const SYNC_DURATION_BUCKETS_SECONDS: readonly number[] = Array.from(
+  { length: 14 },
+  (_, i) => 0.001 * 2 ** i,
+);
+
+/** A histogram of fdatasync durations (per bucket, not cumulative). */
+export interface SyncDurations {
+  /** Syncs per bucket of `SYNC_DURATION_BUCKETS_SECONDS`, then past the last. */
+  counts: number[];
+  /** The sum of every duration, in seconds. */
+  sumSeconds: number;
+}
+
+function newSyncDurations(): SyncDurations {
+  return {
+    counts: new Array(SYNC_DURATION_BUCKETS_SECONDS.length + 1).fill(0),
+    sumSeconds: 0,
+  };
+}
+
+function recordSyncDuration(into: SyncDurations, durationMs: number): void {
+  const seconds = durationMs / 1000;
+  into.sumSeconds += seconds;
+  let bucket = SYNC_DURATION_BUCKETS_SECONDS.findIndex((le) => seconds <= le);
+  if (bucket < 0) bucket = SYNC_DURATION_BUCKETS_SECONDS.length;
+  into.counts[bucket]!++;
+}
+
 export class WalWriter {
   #file: StorageFile;
   #segment: SegmentName;
@@ -104,6 +137,8 @@ export class WalWriter {
   #headerBytes = 0;
   /** Number of fdatasync calls (for the benchmark's fsyncs per write). */
   syncCount = 0;
+  /** How long the fdatasyncs took, as etcd's fsync histogram counts them. */
+  readonly syncDurations: SyncDurations = newSyncDurations();
 
   private constructor(
     readonly fs: StorageFs,
@@ -198,8 +233,10 @@ export class WalWriter {
     }
     await this.#file.writeAt(this.#offset, bytes);
     if (this.options.sync) {
+      const startMs = performance.now();
       await this.#file.syncData();
       this.syncCount++;
+      recordSyncDuration(this.syncDurations, performance.now() - startMs);
     }
     this.#offset += total;
     this.#crc = crc;
