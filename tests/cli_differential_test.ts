@@ -1028,13 +1028,16 @@ Deno.test({
       const mask = (s: string) =>
         s.replace(/memberID:\d+/g, "memberID:X")
           .replace(/"memberID":\d+/g, '"memberID":X');
-      // Where the quota is hit depends on the backend's page growth: fill
-      // each side until its put is refused (bounded), then compare.
+      // Where the quota is hit depends on the backend's page growth, and
+      // etcd measures its size only after a backend commit (every 100 ms):
+      // fill each side until its put is refused (bounded: 60 puts, a pause
+      // after each so that the size catches up), then compare.
       for (const side of sides) {
         let refused: Outcome | undefined;
-        for (let i = 0; i < 20 && refused === undefined; i++) {
+        for (let i = 0; i < 60 && refused === undefined; i++) {
           const out = await side.run(["put", `big${i}`, big]);
           if (out.code !== 0) refused = side.normalize(out, { args: [] });
+          else await new Promise((resolve) => setTimeout(resolve, 150));
         }
         assertEquals(refused, {
           code: 1,
