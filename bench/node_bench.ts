@@ -12,7 +12,12 @@
  */
 
 import { bundle, BUNDLE_FILES } from "../scripts/bundle.ts";
-import { metricSum, type Row, runWorkloads } from "./server_bench.ts";
+import {
+  etcdTarget,
+  revkvTarget,
+  type Row,
+  runWorkloads,
+} from "./server_bench.ts";
 import { startEtcd } from "../tests/etcd_oracle.ts";
 import { startServe } from "../tests/server_helpers.ts";
 
@@ -110,12 +115,7 @@ try {
   try {
     servers.push({
       name: "node",
-      rows: await runWorkloads({
-        address: nodeServer.address,
-        pid: nodeServer.pid,
-        fsyncs: () =>
-          metricSum(`${nodeServer.endpoint}/metrics`, "revkv_wal_fsyncs_total"),
-      }),
+      rows: await runWorkloads(revkvTarget(nodeServer)),
     });
   } finally {
     await nodeServer.stop();
@@ -124,12 +124,7 @@ try {
   try {
     servers.push({
       name: "deno",
-      rows: await runWorkloads({
-        address: denoServer.address,
-        pid: denoServer.pid,
-        fsyncs: () =>
-          metricSum(`${denoServer.endpoint}/metrics`, "revkv_wal_fsyncs_total"),
-      }),
+      rows: await runWorkloads(revkvTarget(denoServer)),
     });
   } finally {
     await denoServer.stop();
@@ -138,15 +133,7 @@ try {
   try {
     servers.push({
       name: "etcd",
-      rows: await runWorkloads({
-        address: etcd.endpoint.replace("http://", ""),
-        pid: etcd.pid,
-        fsyncs: () =>
-          metricSum(
-            `${etcd.endpoint}/metrics`,
-            "etcd_disk_wal_fsync_duration_seconds_count",
-          ),
-      }),
+      rows: await runWorkloads(etcdTarget(etcd)),
     });
   } finally {
     await etcd.stop();

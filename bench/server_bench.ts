@@ -146,6 +146,31 @@ async function watchEvents(
   };
 }
 
+/** A revkv server as a target (`endpoint` is its `http://host:port`). */
+export function revkvTarget(
+  server: { address: string; endpoint: string; pid: number },
+): Target {
+  return {
+    address: server.address,
+    pid: server.pid,
+    fsyncs: () =>
+      metricSum(`${server.endpoint}/metrics`, "revkv_wal_fsyncs_total"),
+  };
+}
+
+/** A real etcd as a target (`endpoint` is its `http://host:port`). */
+export function etcdTarget(etcd: { endpoint: string; pid: number }): Target {
+  return {
+    address: etcd.endpoint.replace("http://", ""),
+    pid: etcd.pid,
+    fsyncs: () =>
+      metricSum(
+        `${etcd.endpoint}/metrics`,
+        "etcd_disk_wal_fsync_duration_seconds_count",
+      ),
+  };
+}
+
 /** Runs every workload against `target`. */
 export async function runWorkloads(target: Target): Promise<Row[]> {
   const client = new Etcd3({ hosts: target.address });
@@ -218,21 +243,8 @@ if (import.meta.main) {
   let etcdRows: Row[];
   let revkvRows: Row[];
   try {
-    revkvRows = await runWorkloads({
-      address: serve.address,
-      pid: serve.pid,
-      fsyncs: () =>
-        metricSum(`${serve.endpoint}/metrics`, "revkv_wal_fsyncs_total"),
-    });
-    etcdRows = await runWorkloads({
-      address: etcd.endpoint.replace("http://", ""),
-      pid: etcd.pid,
-      fsyncs: () =>
-        metricSum(
-          `${etcd.endpoint}/metrics`,
-          "etcd_disk_wal_fsync_duration_seconds_count",
-        ),
-    });
+    revkvRows = await runWorkloads(revkvTarget(serve));
+    etcdRows = await runWorkloads(etcdTarget(etcd));
   } finally {
     await serve.stop();
     await etcd.stop();

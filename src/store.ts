@@ -52,7 +52,7 @@ import {
   visitRange,
 } from "./mvcc/range.ts";
 import { CompactedError, errors, FutureRevisionError } from "./mvcc/errors.ts";
-import { resolveBounds } from "./mvcc/key_bounds.ts";
+import { resolveBounds, successor } from "./mvcc/key_bounds.ts";
 import {
   applyTxn,
   checkRequests,
@@ -242,6 +242,8 @@ export class Store implements KvStore {
   #closed = false;
   /** Stops the local endpoint (`OpenOptions.share`), run first by close. */
   #beforeClose: (() => Promise<void>) | undefined;
+  /** The close under way or done: every `close()` answers with it. */
+  #closing: Promise<void> | undefined;
 
   static {
     // The internals tests and revkv's own modules use, reachable only by
@@ -640,13 +642,13 @@ export class Store implements KvStore {
    * store flushes what is pending, cancels a running snapshot and releases
    * its data dir.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    return this.#closing ??= this.#close();
+  }
+
+  async #close(): Promise<void> {
     // Other processes' calls on the local endpoint finish first.
-    const stopSharing = this.#beforeClose;
-    this.#beforeClose = undefined;
-    await stopSharing?.().catch(() => {});
-    if (this.#closed) return;
+    await this.#beforeClose?.().catch(() => {});
     this.#closed = true;
     this.#leases.stop();
     this.#watchHub.close();
@@ -1221,13 +1223,6 @@ export async function open(
     }
   }
   return store;
-}
-
-/** The smallest key greater than `key` in byte order: `key` + 0x00. */
-function successor(key: Uint8Array): Uint8Array {
-  const next = new Uint8Array(key.length + 1);
-  next.set(key);
-  return next;
 }
 
 function randomId(): bigint {

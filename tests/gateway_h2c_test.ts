@@ -18,7 +18,7 @@ import {
 import { ErrorCode, FrameFlag, FrameType } from "../src/wire/http2/frame.ts";
 import { frameMessage } from "../src/wire/grpc_framing.ts";
 import * as pb from "../src/wire/etcd_messages.ts";
-import { RawPeer } from "./http2_peer.ts";
+import { grpcRequest, RawPeer } from "./http2_peer.ts";
 
 /** `--max-request-bytes` of the test server. */
 const MAX_REQUEST_BYTES = 4096;
@@ -155,20 +155,7 @@ Deno.test("gateway over h2c: the same JSON as over HTTP/1.1, errors, health, ver
       });
       assert.doesNotMatch(await after.text(), /"kvs"/);
       // gRPC on the same connection is still gRPC.
-      await peer.request(17, [
-        ":method",
-        "POST",
-        ":scheme",
-        "http",
-        ":path",
-        "/etcdserverpb.KV/Range",
-        ":authority",
-        "localhost",
-        "content-type",
-        "application/grpc",
-        "te",
-        "trailers",
-      ]);
+      await peer.request(17, grpcRequest("/etcdserverpb.KV/Range"));
       const request = frameMessage(
         pb.encodeRangeRequest({ key: new TextEncoder().encode("k") }),
       );

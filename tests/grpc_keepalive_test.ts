@@ -21,7 +21,7 @@ import {
   PingEnforcer,
   TOO_MANY_PINGS,
 } from "../src/wire/http2/keepalive.ts";
-import { RawPeer } from "./http2_peer.ts";
+import { grpcRequest, RawPeer } from "./http2_peer.ts";
 import { etcdIgnore, startEtcd } from "./etcd_oracle.ts";
 import { startServe } from "./server_helpers.ts";
 
@@ -163,23 +163,6 @@ Deno.test("IdlePinger: pings after the interval idle, closes after the timeout, 
 const methods = new Map<string, GrpcMethod>([
   ["/test.Echo/Echo", { kind: "unary", handle: (request) => request }],
 ]);
-
-function grpcRequest(path: string): string[] {
-  return [
-    ":method",
-    "POST",
-    ":scheme",
-    "http",
-    ":path",
-    path,
-    ":authority",
-    "localhost",
-    "content-type",
-    "application/grpc",
-    "te",
-    "trailers",
-  ];
-}
 
 async function withServer(
   keepalive: KeepaliveOptions,

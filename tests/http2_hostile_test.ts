@@ -16,7 +16,7 @@ import {
   FrameType,
   SettingId,
 } from "../src/wire/http2/frame.ts";
-import { RawPeer } from "./http2_peer.ts";
+import { grpcRequest, RawPeer } from "./http2_peer.ts";
 
 const BIG_RESPONSE_BYTES = 100_000;
 
@@ -38,23 +38,6 @@ const methods = new Map<string, GrpcMethod>([
     },
   ],
 ]);
-
-function grpcRequest(path: string): string[] {
-  return [
-    ":method",
-    "POST",
-    ":scheme",
-    "http",
-    ":path",
-    path,
-    ":authority",
-    "localhost",
-    "content-type",
-    "application/grpc",
-    "te",
-    "trailers",
-  ];
-}
 
 async function withServer(
   fn: (port: number) => Promise<void>,

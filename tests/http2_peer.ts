@@ -29,6 +29,24 @@ export interface ReceivedFrame extends FrameHeader {
   payload: Uint8Array;
 }
 
+/** The request headers of a gRPC call to `path` (what a gRPC client sends). */
+export function grpcRequest(path: string): string[] {
+  return [
+    ":method",
+    "POST",
+    ":scheme",
+    "http",
+    ":path",
+    path,
+    ":authority",
+    "localhost",
+    "content-type",
+    "application/grpc",
+    "te",
+    "trailers",
+  ];
+}
+
 /** A raw HTTP/2 client connection to a test server. */
 export class RawPeer {
   readonly conn: Deno.Conn;

@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { connect, EtcdError, open } from "../mod.ts";
 import { connectGrpc } from "../src/wire/grpc_client.ts";
 import * as pb from "../src/wire/etcd_messages.ts";
-import { RawPeer } from "./http2_peer.ts";
+import { grpcRequest, RawPeer } from "./http2_peer.ts";
 import { FrameType } from "../src/wire/http2/frame.ts";
 import { startServe } from "./server_helpers.ts";
 
@@ -47,20 +47,7 @@ Deno.test("serve under a bounded load with hostile clients loses no acknowledged
 
     const hostile = (async () => {
       const peer = await RawPeer.connect(port);
-      const headers = [
-        ":method",
-        "POST",
-        ":scheme",
-        "http",
-        ":path",
-        "/etcdserverpb.KV/Range",
-        ":authority",
-        "load",
-        "content-type",
-        "application/grpc",
-        "te",
-        "trailers",
-      ];
+      const headers = grpcRequest("/etcdserverpb.KV/Range");
       try {
         for (let i = 0; i < HOSTILE_STREAMS; i++) {
           peer.writer.headers(

@@ -37,6 +37,8 @@ import { GrpcError, GrpcStatus } from "../wire/grpc_service.ts";
 import { errors } from "../mvcc/errors.ts";
 import type { Endpoint } from "./endpoints.ts";
 import { deadlineExceeded, fromGrpcError } from "./errors.ts";
+import { sleep } from "./stream_reopener.ts";
+import { runtime } from "../storage/runtime.ts";
 
 /** How a pool connects and keeps connections alive. */
 export interface PoolOptions {
@@ -97,8 +99,6 @@ export class EndpointPool {
   #active: Active | undefined;
   #dialing: Promise<Active> | undefined;
   #closed = false;
-  readonly #closedError = errors.storeClosed;
-
   /** A pool over `options.endpoints` (at least one). */
   constructor(options: PoolOptions) {
     if (options.endpoints.length === 0) {
@@ -130,7 +130,7 @@ export class EndpointPool {
    *   within `dialTimeoutMs`; `revkv: store is closed` after `close()`.
    */
   async client(): Promise<GrpcClient> {
-    if (this.#closed) throw this.#closedError();
+    if (this.#closed) throw errors.storeClosed();
     const active = this.#active;
     if (active && !active.client.connection.draining) return active.client;
     if (active) this.failover(active.client);
@@ -251,7 +251,7 @@ export class EndpointPool {
     let lastError: unknown;
     for (;;) {
       for (let i = 0; i < endpoints.length; i++) {
-        if (this.#closed) throw this.#closedError();
+        if (this.#closed) throw errors.storeClosed();
         const index = (this.#next + i) % endpoints.length;
         const remainingMs = deadline - Date.now();
         if (remainingMs <= 0) break;
@@ -263,7 +263,7 @@ export class EndpointPool {
           );
           if (this.#closed) {
             await client.close();
-            throw this.#closedError();
+            throw errors.storeClosed();
           }
           return this.#activate(client, index);
         } catch (error) {
@@ -302,7 +302,7 @@ export class EndpointPool {
           () => this.failover(client),
         );
       }, keepAliveTimeMs);
-      unrefTimer(active.keepAliveTimer!);
+      runtime.unrefTimer(active.keepAliveTimer!);
     }
     return active;
   }
@@ -350,18 +350,4 @@ function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
     timer = setTimeout(() => reject(deadlineExceeded()), timeoutMs);
   });
   return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Lets the process exit while only a keepalive timer is pending. */
-function unrefTimer(timer: ReturnType<typeof setInterval>): void {
-  if (typeof timer === "number") {
-    (globalThis as { Deno?: { unrefTimer(id: number): void } }).Deno
-      ?.unrefTimer(timer);
-  } else {
-    (timer as { unref?: () => void }).unref?.();
-  }
 }

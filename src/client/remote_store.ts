@@ -25,6 +25,7 @@ import type {
   ResponseHeader,
 } from "../mvcc/kv.ts";
 import { errors } from "../mvcc/errors.ts";
+import { successor } from "../mvcc/key_bounds.ts";
 import { isReadOnly, type TxnRequest, type TxnResponse } from "../txn/txn.ts";
 import { TxnBuilder } from "../txn/builder.ts";
 import type {
@@ -48,7 +49,8 @@ import { runtime } from "../storage/runtime.ts";
 import type { CallOptions } from "../wire/grpc_client.ts";
 import type { EndpointPool, RetryPolicy } from "./endpoint_pool.ts";
 import { fromGrpcError } from "./errors.ts";
-import { remoteWatch, sleep, WatchCalls } from "./remote_watch.ts";
+import { remoteWatch, WatchCalls } from "./remote_watch.ts";
+import { sleep, StreamReopener } from "./stream_reopener.ts";
 import {
   deleteRequest,
   deleteResponse,
@@ -216,12 +218,8 @@ export class RemoteStore implements KvStore {
       );
       return txnResponse(res);
     };
-    if (request === undefined) return new TxnBuilder(run);
-    try {
-      return run(request);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    // `run` is async: bad input rejects, it never throws.
+    return request === undefined ? new TxnBuilder(run) : run(request);
   }
 
   /** etcd's Compact. */
@@ -335,18 +333,11 @@ export class RemoteStore implements KvStore {
     if (outer?.aborted) stop.abort();
     this.#keepAlives.add(stop);
     const signal = stop.signal;
-    let backoffMs = 25;
+    const reopener = new StreamReopener(this.#pool, signal);
     try {
-      while (!signal.aborted && !this.#pool.closed) {
-        let client;
-        try {
-          client = await this.#pool.client();
-        } catch (error) {
-          if (!this.#pool.reopenStreams) throw error;
-          await sleep(backoffMs, signal);
-          backoffMs = Math.min(backoffMs * 2, 1000);
-          continue;
-        }
+      for (;;) {
+        const client = await reopener.client();
+        if (client === undefined) return;
         const call = client.bidi(`${LEASE}LeaseKeepAlive`);
         const cancel = () => call.cancel();
         signal.addEventListener("abort", cancel, { once: true });
@@ -359,7 +350,7 @@ export class RemoteStore implements KvStore {
               await call.done;
               break;
             }
-            backoffMs = 25;
+            reopener.delivered();
             const response = keepAliveResponse(
               pb.decodeLeaseKeepAliveResponse(next.value, IN_PLACE),
             );
@@ -371,12 +362,7 @@ export class RemoteStore implements KvStore {
           }
           if (!signal.aborted) this.#pool.failover(client);
         } catch (error) {
-          if (signal.aborted || this.#pool.closed) return;
-          if (!this.#pool.streamFailed(client, error)) {
-            throw fromGrpcError(error);
-          }
-          await sleep(backoffMs, signal);
-          backoffMs = Math.min(backoffMs * 2, 1000);
+          if (!(await reopener.failed(client, error))) return;
         } finally {
           signal.removeEventListener("abort", cancel);
           call.cancel();
@@ -575,11 +561,4 @@ function keepAliveResponse(
   // etcd answers a keep-alive of an unknown lease with TTL 0.
   if (res.TTL <= 0n) throw errors.leaseNotFound();
   return { header: header(res.header), id: res.ID, ttl: wireNumber(res.TTL) };
-}
-
-/** The smallest key after `key`: `key` + 0x00. */
-function successor(key: Uint8Array): Uint8Array {
-  const next = new Uint8Array(key.length + 1);
-  next.set(key);
-  return next;
 }

@@ -23,14 +23,10 @@ import type { WatchOptions, WatchResponse } from "../watch/watch_hub.ts";
 import type { BidiCall } from "../wire/grpc_client.ts";
 import * as pb from "../wire/etcd_messages.ts";
 import type { EndpointPool } from "./endpoint_pool.ts";
-import { fromGrpcError } from "./errors.ts";
+import { StreamReopener } from "./stream_reopener.ts";
 import { header, watchEvent, wireKeys, wireNumber } from "./wire_codec.ts";
 
 const WATCH_PATH = "/etcdserverpb.Watch/Watch";
-/** First pause before a watch opens again after its stream failed; doubles. */
-const REOPEN_BACKOFF_FIRST_MS = 25;
-/** Longest pause between reopen attempts. */
-const REOPEN_BACKOFF_MAX_MS = 1000;
 
 /** The open watch calls of a store, for progress requests and close. */
 export class WatchCalls {
@@ -77,19 +73,10 @@ export async function* remoteWatch(
   }
   const signal = options.signal;
   let nextRevision = options.startRevision ?? 0;
-  let backoffMs = REOPEN_BACKOFF_FIRST_MS;
-  while (!signal?.aborted && !pool.closed) {
-    let client;
-    try {
-      client = await pool.client();
-    } catch (error) {
-      if (!pool.reopenStreams) throw error;
-      // No endpoint answers now: as clientv3, the watch waits and retries
-      // until it is aborted or the store is closed.
-      await sleep(backoffMs, signal);
-      backoffMs = Math.min(backoffMs * 2, REOPEN_BACKOFF_MAX_MS);
-      continue;
-    }
+  const reopener = new StreamReopener(pool, signal);
+  for (;;) {
+    const client = await reopener.client();
+    if (client === undefined) return;
     const call = client.bidi(WATCH_PATH);
     calls.add(call);
     const onAbort = () => call.cancel();
@@ -107,7 +94,7 @@ export async function* remoteWatch(
       for await (const message of call) {
         // In place: the message is the transport's private copy.
         const res = pb.decodeWatchResponse(message, { takeInput: true });
-        backoffMs = REOPEN_BACKOFF_FIRST_MS;
+        reopener.delivered();
         if (res.created && !res.canceled) {
           if (nextRevision === 0) {
             nextRevision = wireNumber(res.header?.revision) + 1;
@@ -134,28 +121,11 @@ export async function* remoteWatch(
       // shutting down): open it again elsewhere.
       pool.failover(client);
     } catch (error) {
-      if (signal?.aborted || pool.closed) return;
-      if (!pool.streamFailed(client, error)) throw fromGrpcError(error);
-      await sleep(backoffMs, signal);
-      backoffMs = Math.min(backoffMs * 2, REOPEN_BACKOFF_MAX_MS);
+      if (!(await reopener.failed(client, error))) return;
     } finally {
       signal?.removeEventListener("abort", onAbort);
       calls.delete(call);
       call.cancel();
     }
   }
-}
-
-/** Waits `ms`, or less when `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }

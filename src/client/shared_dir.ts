@@ -47,7 +47,7 @@ export async function connectToOwner(
   const path = localSocketPath(dir);
   const deadline = Date.now() + OWNER_WAIT_MS;
   for (;;) {
-    if (await exists(path)) {
+    if (await runtime.fs.exists(path).catch(() => false)) {
       const pool = new EndpointPool({
         endpoints: [{ kind: "unix", path, text: `unix://${path}` }],
         dialTimeoutMs: OWNER_DIAL_TIMEOUT_MS,
@@ -74,8 +74,4 @@ export async function connectToOwner(
   locked.message += `; its store is not shared on ${path} ` +
     "(the owner opened it with share: false, or is exiting)";
   throw locked;
-}
-
-function exists(path: string): Promise<boolean> {
-  return runtime.fs.exists(path).catch(() => false);
 }

@@ -25,15 +25,11 @@ import {
   type RangeOptions,
   type RangeResponse,
   type ResponseHeader,
-  type SortOrder,
-  type SortTarget,
   toBytes,
 } from "../mvcc/kv.ts";
 import { resolveBounds } from "../mvcc/key_bounds.ts";
 import type {
   Compare,
-  CompareResult,
-  CompareTarget,
   RequestOp,
   ResponseOp,
   TxnRequest,
@@ -41,32 +37,14 @@ import type {
 } from "../txn/txn.ts";
 import type { WatchEvent } from "../watch/watch_hub.ts";
 import * as pb from "../wire/etcd_messages.ts";
+import {
+  COMPARE_RESULTS,
+  COMPARE_TARGETS,
+  SORT_ORDERS,
+  SORT_TARGETS,
+  wireEnum,
+} from "../wire_enums.ts";
 
-const SORT_ORDERS: Record<SortOrder, number> = {
-  none: 0,
-  ascend: 1,
-  descend: 2,
-};
-const SORT_TARGETS: Record<SortTarget, number> = {
-  key: 0,
-  version: 1,
-  create: 2,
-  mod: 3,
-  value: 4,
-};
-const COMPARE_TARGETS: Record<CompareTarget, number> = {
-  version: 0,
-  create: 1,
-  mod: 2,
-  value: 3,
-  lease: 4,
-};
-const COMPARE_RESULTS: Record<CompareResult, number> = {
-  "==": 0,
-  ">": 1,
-  "<": 2,
-  "!=": 3,
-};
 const EMPTY = new Uint8Array(0);
 const ZERO_KEY = new Uint8Array([0]);
 
@@ -96,8 +74,8 @@ export function rangeRequest(
   key: Bytes,
   options: RangeOptions = {},
 ): pb.PartialMessage<pb.RangeRequest> {
-  const sortOrder = SORT_ORDERS[options.sortOrder ?? "none"];
-  const sortTarget = SORT_TARGETS[options.sortTarget ?? "key"];
+  const sortOrder = wireEnum(SORT_ORDERS, options.sortOrder ?? "none");
+  const sortTarget = wireEnum(SORT_TARGETS, options.sortTarget ?? "key");
   if (sortOrder === undefined || sortTarget === undefined) {
     throw new TypeError(
       `invalid sort option: ${options.sortOrder} by ${options.sortTarget}`,
@@ -160,8 +138,8 @@ export function txnRequest(
 }
 
 function wireCompare(c: Compare): pb.PartialMessage<pb.Compare> {
-  const target = COMPARE_TARGETS[c.target];
-  const result = COMPARE_RESULTS[c.result];
+  const target = wireEnum(COMPARE_TARGETS, c.target);
+  const result = wireEnum(COMPARE_RESULTS, c.result);
   if (target === undefined || result === undefined) {
     throw new TypeError(`invalid compare: ${c.target} ${c.result}`);
   }

@@ -27,6 +27,16 @@ export function prefixEnd(key: Uint8Array): Uint8Array {
 }
 
 /**
+ * The smallest key greater than `key` in byte order, `key` + 0x00: where a
+ * paged scan goes on after the last key it returned.
+ */
+export function successor(key: Uint8Array): Uint8Array {
+  const next = new Uint8Array(key.length + 1);
+  next.set(key);
+  return next;
+}
+
+/**
  * Resolves a request's key and selector to bounds. `encodeKey` turns the
  * key into bytes (a reader whose bounds live only during the call can pass
  * an encoder into a reused buffer).

@@ -13,16 +13,9 @@
  */
 
 import type { Store } from "../store.ts";
-import type {
-  RangeOptions,
-  RangeResponse,
-  SortOrder,
-  SortTarget,
-} from "../mvcc/kv.ts";
+import type { RangeOptions, RangeResponse } from "../mvcc/kv.ts";
 import type {
   Compare,
-  CompareResult,
-  CompareTarget,
   RequestOp,
   ResponseOp,
   TxnRequest,
@@ -32,6 +25,12 @@ import { errors } from "../mvcc/errors.ts";
 import type { StoredKeyValue } from "../mvcc/range.ts";
 import * as pb from "../wire/etcd_messages.ts";
 import { RangeResponseWriter } from "../wire/response_writers.ts";
+import {
+  COMPARE_RESULTS,
+  COMPARE_TARGETS,
+  SORT_ORDERS,
+  SORT_TARGETS,
+} from "../wire_enums.ts";
 import { type MvccCounters, NO_MVCC_COUNTERS } from "./metrics.ts";
 import {
   type Authorizer,
@@ -42,25 +41,6 @@ import {
   wireHeader,
   wireKeyValue,
 } from "./method.ts";
-
-const SORT_ORDERS: readonly SortOrder[] = ["none", "ascend", "descend"];
-const SORT_TARGETS: readonly SortTarget[] = [
-  "key",
-  "version",
-  "create",
-  "mod",
-  "value",
-];
-/** Compare.CompareTarget by wire number (VERSION=0 … LEASE=4). */
-const COMPARE_TARGETS: readonly CompareTarget[] = [
-  "version",
-  "create",
-  "mod",
-  "value",
-  "lease",
-];
-/** Compare.CompareResult by wire number (EQUAL=0, GREATER, LESS, NOT_EQUAL). */
-const COMPARE_RESULTS: readonly CompareResult[] = ["==", ">", "<", "!="];
 
 /**
  * The KV service's methods over `store`; each applied request is reported

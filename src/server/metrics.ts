@@ -573,8 +573,8 @@ export class ServerMetrics {
           "etcd_disk_wal_fsync_duration_seconds",
           "The latency distributions of fsync called by WAL.",
           SYNC_DURATION_BUCKETS_SECONDS,
-          journal.syncDurations?.counts ?? [],
-          journal.syncDurations?.sumSeconds ?? 0,
+          journal.syncDurations.counts,
+          journal.syncDurations.sumSeconds,
         ),
         counter(
           "revkv_snapshots_total",

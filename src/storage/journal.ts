@@ -109,7 +109,7 @@ export interface JournalStats {
   /** fdatasync calls on WAL segments. */
   syncs: number;
   /** How long they took (the writer's histogram, live). */
-  syncDurations?: Readonly<SyncDurations>;
+  readonly syncDurations: Readonly<SyncDurations>;
   /** Snapshots written. */
   snapshots: number;
 }
@@ -159,6 +159,7 @@ export class WalJournal {
       batches: 0,
       records: 0,
       syncs: 0,
+      syncDurations: options.writer.syncDurations,
       get snapshots() {
         return keeper.taken;
       },
@@ -266,7 +267,6 @@ export class WalJournal {
       this.stats.batches++;
       this.stats.records += count;
       this.stats.syncs = this.#o.writer.syncCount;
-      this.stats.syncDurations = this.#o.writer.syncDurations;
       for (const waiter of waiters) waiter.resolve();
       this.#snapshots.maybeSnapshot();
       // Let the writers just woken issue their next writes into this batch:
